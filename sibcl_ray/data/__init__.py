@@ -1,0 +1,1 @@
+"""Datasets on disk: Parquet shards with a checksum manifest, and their generation on Ray."""

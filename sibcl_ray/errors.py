@@ -1,0 +1,23 @@
+"""User-facing errors.
+
+Every error a user can cause by what they pass in (a flag, a file, a path) is a
+:class:`SibclError` whose message is one line naming the bad value and what is
+allowed. The command-line entry points print that line and exit with status 2,
+instead of a traceback from deep inside Ray.
+"""
+
+
+class SibclError(Exception):
+    """An error caused by user input; its message is the whole story, in one line."""
+
+
+class ShardError(SibclError):
+    """A Parquet shard is missing, truncated or does not match its manifest."""
+
+
+class SearchSpaceError(SibclError):
+    """A search-space file is malformed."""
+
+
+class NonFiniteLossError(SibclError):
+    """Training produced a NaN or infinite loss; the trial is stopped, not the search."""

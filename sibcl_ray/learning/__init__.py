@@ -1,0 +1,1 @@
+"""Torch building blocks: losses, batched invariance transforms, models. No Ray here."""

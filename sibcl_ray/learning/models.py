@@ -1,0 +1,58 @@
+"""Encoder + projector + predictor of SIBCL.md's reference model, for 2D and 3D inputs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sibcl_ray.problems.base import ModelSpec
+
+
+def _mlp(widths: list[int], batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(w_in, w_out))
+        if i < len(widths) - 2:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(w_out))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """Conv → BatchNorm → ReLU → MaxPool blocks, global average pool, Linear → ReLU → Linear."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        conv, norm, pool = {2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d), 3: (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)}[spec.dim]
+        blocks: list[nn.Module] = []
+        channels = 1
+        for width, pool_size in zip(spec.conv_widths, spec.pools):
+            blocks += [conv(channels, width, spec.kernel, padding=spec.kernel // 2, padding_mode=spec.padding),
+                       norm(width), nn.ReLU(), pool(pool_size)]
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        self.head = _mlp([channels, *spec.fc_widths], batch_norm=False)
+        self.dim = spec.dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x.unsqueeze(1))
+        return self.head(h.flatten(2).mean(dim=2))
+
+
+class SIBCLNet(nn.Module):
+    """One encoder shared by a projector (contrastive) and a predictor (labels).
+
+    ``forward(x, head)`` dispatches on the head so DistributedDataParallel sees every use.
+    """
+
+    def __init__(self, spec: ModelSpec, label_dim: int) -> None:
+        super().__init__()
+        self.encoder = Encoder(spec)
+        rep = spec.fc_widths[-1]
+        self.projector = _mlp([rep, *spec.projector_widths], batch_norm=True)
+        self.predictor = _mlp([rep, *spec.predictor_widths, label_dim], batch_norm=False)
+
+    def forward(self, x: torch.Tensor, head: str = "predict") -> torch.Tensor:
+        h = self.encoder(x)
+        return self.projector(h) if head == "project" else self.predictor(h)

@@ -1,0 +1,71 @@
+"""Run sizes: ``smoke`` (tests), ``quick`` (the laptop default), ``paper`` (the reference's).
+
+A preset fixes data sizes, epochs, model size and the trial budget; the searched knobs
+(temperature, augmentation strength, mixing ratio, learning rates, batch size) come from
+the search space. Sizes are chosen so that ``quick`` finishes in under 10 minutes on two
+CPU cores, label generation included, and ``smoke`` in about two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from sibcl_ray.errors import SibclError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one run. Sample counts are per split; ``nsam`` is the default label budget."""
+
+    name: str
+    n_unlabeled: int
+    n_surrogate: int
+    n_train_pool: int
+    n_val: int
+    n_test: int
+    nsam: int
+    num_samples: int
+    pretrain_epochs: int
+    finetune_epochs: int
+    model_size: str
+    #: Samples per Parquet shard and per label task (RAY_NOTES: ~100 per task amortises overhead).
+    shard_size: int = 100
+    #: ASHA: first rung (epochs) and reduction factor.
+    grace_period: int = 2
+    reduction_factor: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke", n_unlabeled=200, n_surrogate=100, n_train_pool=50, n_val=50, n_test=50,
+        nsam=50, num_samples=2, pretrain_epochs=2, finetune_epochs=4, model_size="small",
+        shard_size=50, grace_period=2,
+    ),
+    "quick": Preset(
+        name="quick", n_unlabeled=2000, n_surrogate=1000, n_train_pool=200, n_val=100, n_test=400,
+        nsam=100, num_samples=6, pretrain_epochs=6, finetune_epochs=30, model_size="small",
+        grace_period=4,
+    ),
+    "paper": Preset(
+        name="paper", n_unlabeled=20000, n_surrogate=10000, n_train_pool=3200, n_val=500, n_test=2000,
+        nsam=200, num_samples=32, pretrain_epochs=100, finetune_epochs=100, model_size="reference",
+        grace_period=10, reduction_factor=3,
+    ),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    """The preset called ``name`` with ``overrides`` applied (e.g. ``nsam=200``)."""
+    if name not in PRESETS:
+        raise SibclError(f"unknown preset {name!r}: allowed values are {', '.join(PRESETS)}")
+    preset = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    if not 1 <= preset.nsam <= preset.n_train_pool:
+        raise SibclError(
+            f"--nsam {preset.nsam} is out of range: preset {name!r} has a labelled pool of "
+            f"1..{preset.n_train_pool} samples"
+        )
+    return preset

@@ -1,0 +1,90 @@
+"""The problem interface: everything training and generation need to know about a problem.
+
+Training, generation, search and benchmarks talk to a :class:`Problem` only, so adding a
+problem never means scattering ``if problem == ...`` through the learning code. A problem
+is NumPy-only: it names its invariances and losses, it does not implement them in torch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Sizes of the encoder / projector / predictor (SIBCL.md "Reference model").
+
+    ``conv_widths`` are the convolution blocks (each Conv → BatchNorm → ReLU → MaxPool with
+    the matching ``pools`` entry); ``fc_widths`` the Linear → ReLU → Linear head after global
+    average pooling, whose last width is the representation size.
+    """
+
+    dim: int
+    kernel: int
+    conv_widths: tuple[int, ...]
+    pools: tuple[int, ...]
+    fc_widths: tuple[int, ...]
+    predictor_widths: tuple[int, ...]
+    projector_widths: tuple[int, ...]
+    #: 'circular' for periodic cells, 'zeros' for boxes with walls.
+    padding: str = "circular"
+
+
+class Problem(ABC):
+    """A physics problem as SIB-CL sees it: cheap inputs, expensive labels, a surrogate."""
+
+    name: ClassVar[str]
+    #: Physical value range of the inputs; the network sees them mapped affinely to [0, 1].
+    input_range: ClassVar[tuple[float, float]]
+    #: Names of the input transforms that leave the label exactly unchanged.
+    invariances: ClassVar[tuple[str, ...]]
+    #: Loss on the target labels when fine-tuning, and on surrogate labels ('l1', 'mse', 'log_l1').
+    finetune_loss: ClassVar[str]
+    surrogate_loss: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Spatial shape of one input (no channel axis)."""
+
+    @property
+    @abstractmethod
+    def label_dim(self) -> int:
+        """Length of one label vector."""
+
+    @abstractmethod
+    def signature(self) -> dict[str, Any]:
+        """Everything that determines the generated data; datasets are keyed by it."""
+
+    @abstractmethod
+    def target_inputs(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """``count`` random target inputs, shape (count, *input_shape): free to make."""
+
+    @abstractmethod
+    def target_labels(self, inputs: np.ndarray) -> np.ndarray:
+        """Labels of target inputs, shape (count, label_dim): the expensive eigensolves."""
+
+    @abstractmethod
+    def surrogate_samples(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` surrogate inputs and their cheap labels."""
+
+    @abstractmethod
+    def label_offset(self) -> np.ndarray:
+        """What the network does not have to learn: it predicts ``label - label_offset()``."""
+
+    @abstractmethod
+    def errors(self, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+        """Per-sample error in the problem's published metric (SIBCL.md)."""
+
+    @abstractmethod
+    def model_spec(self, size: str) -> ModelSpec:
+        """Network sizes: ``'reference'`` (the paper's) or ``'small'`` (CPU-sized)."""
+
+    def describe(self) -> str:
+        """One line for logs and summaries."""
+        sig = ", ".join(f"{k}={v}" for k, v in self.signature().items() if k != "problem")
+        return f"{self.name} ({sig})"

@@ -1,0 +1,1 @@
+"""Ray Tune side: search spaces, the per-trial driver and the search itself."""

@@ -1,0 +1,89 @@
+"""The Tune trial driver: one function trainable per trial that builds and fits its own TorchTrainer.
+
+Ray 2.60 runs Train V2, where a TorchTrainer cannot be handed to a Tuner; each trial is a
+thin driver (no CPU of its own) that reads its datasets with Ray Data, builds a trainer
+whose Train run is named after the trial (so a retried or restored trial resumes from its
+last checkpoint), and lets Train's TuneReportCallback forward every epoch's metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray.data
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from sibcl_ray.data.datasets import split_dataset
+from sibcl_ray.train.checkpoints import STATE_FILE, load_state
+from sibcl_ray.train.hparams import with_defaults
+from sibcl_ray.train.methods import get_method
+from sibcl_ray.train.trainer import build_trainer
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What every trial of one search shares; the searched hyperparameters come per trial."""
+
+    problem: str
+    problem_options: dict[str, Any]
+    method: str
+    model_size: str
+    pretrain_epochs: int
+    finetune_epochs: int
+    nsam: int
+    seed: int
+    #: split name → (shard paths, sample count); the train split is cut to ``nsam``.
+    splits: dict[str, tuple[list[str], int]]
+    storage_path: str
+    experiment: str
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    fixed_hparams: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_epochs(self) -> int:
+        return (self.pretrain_epochs if get_method(self.method).pretrains else 0) + self.finetune_epochs
+
+    def loop_config(self, hparams: dict[str, Any], trial_name: str) -> dict[str, Any]:
+        return {
+            "problem": self.problem, "problem_options": self.problem_options, "method": self.method,
+            "model_size": self.model_size, "pretrain_epochs": self.pretrain_epochs,
+            "finetune_epochs": self.finetune_epochs, "seed": self.seed, "trial_name": trial_name,
+            "hparams": with_defaults({**self.fixed_hparams, **hparams}),
+        }
+
+
+def run_trial(config: dict[str, Any], job: TrialJob) -> None:
+    """Tune function trainable: train one configuration with Ray Train and report through Tune."""
+    name = f"{job.experiment}-{tune.get_context().get_trial_id()}"
+    finished = finished_run_metrics(Path(job.storage_path) / name, job.total_epochs)
+    if finished is not None:  # restored after its Train run ended: Train would report nothing
+        tune.report(finished)
+        return
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    datasets = {
+        split: split_dataset([Path(p) for p in job.splits[split][0]], job.nsam if split == "train" else job.splits[split][1])
+        for split in get_method(job.method).needs()
+    }
+    trainer = build_trainer(
+        job.loop_config(config, name), datasets, name=name, storage_path=job.storage_path,
+        num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker, gpus_per_worker=job.gpus_per_worker,
+        callbacks=[TuneReportCallback()],
+    )
+    trainer.fit()
+
+
+def finished_run_metrics(run_dir: Path, total_epochs: int) -> dict[str, Any] | None:
+    """The final metrics of a Train run whose last checkpoint has every epoch done, else None."""
+    for folder in sorted(run_dir.glob("checkpoint_*"), reverse=True):
+        if not (folder / STATE_FILE).exists():
+            continue
+        state = load_state(folder)
+        if state["epochs_done"] >= total_epochs:
+            return {"val_error": state["best_val"], "epochs_done": state["epochs_done"], "phase": "finetune",
+                    "done": True, "best_finetune_epoch": state["best_epoch"], "checkpoint_path": str(folder)}
+    return None

@@ -1,0 +1,126 @@
+"""Search-space files (``search_spaces/<problem>.yaml``): parsing and validation.
+
+A file maps hyperparameter names (``train.hparams.HPARAMS``) to either a constant or a
+distribution::
+
+    temperature: {type: loguniform, low: 0.02, high: 1.0}
+    batch_size: {type: choice, values: [64, 96, 128]}
+    finetune_batch_size: 32
+
+Everything is checked before Ray starts; a malformed file is refused with one line naming
+the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray import tune
+
+from sibcl_ray.errors import SearchSpaceError
+from sibcl_ray.train.hparams import HPARAMS
+
+#: distribution type → the keys it takes.
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "uniform": ("low", "high"),
+    "loguniform": ("low", "high"),
+    "randint": ("low", "high"),
+    "lograndint": ("low", "high"),
+    "choice": ("values",),
+}
+
+
+def default_space_path(problem: str) -> Path:
+    """The packaged search space of a problem (works from any working directory)."""
+    return Path(str(resources.files("sibcl_ray.search_spaces") / f"{problem}.yaml"))
+
+
+def load_space(path: Path) -> dict[str, Any]:
+    """The validated search space in ``path``: name → constant or ``{type, …}`` mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise SearchSpaceError(f"search space {path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SearchSpaceError(f"search space {path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise SearchSpaceError(f"search space {path}: must be a non-empty mapping of parameter names")
+    return {str(key): _check_entry(path, str(key), value) for key, value in raw.items()}
+
+
+def _check_entry(path: Path, key: str, value: Any) -> Any:
+    def fail(message: str) -> SearchSpaceError:
+        return SearchSpaceError(f"search space {path}: key {key!r}: {message}")
+
+    if key not in HPARAMS:
+        raise fail(f"unknown parameter; allowed: {', '.join(HPARAMS)}")
+    _, kind, lo, hi = HPARAMS[key]
+
+    def check_value(v: Any, what: str) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not float(v).is_integer()):
+            raise fail(f"{what} {v!r} is not {'an integer' if kind is int else 'a number'}")
+        if not lo <= v <= hi:
+            raise fail(f"{what} {v!r} is outside the allowed range [{lo}, {hi}]")
+
+    if not isinstance(value, dict):
+        check_value(value, "value")
+        return kind(value)
+    dist = value.get("type")
+    if dist not in DISTRIBUTIONS:
+        raise fail(f"type {dist!r} is not a distribution; allowed: {', '.join(DISTRIBUTIONS)}")
+    extra = set(value) - {"type", *DISTRIBUTIONS[dist]}
+    missing = [k for k in DISTRIBUTIONS[dist] if k not in value]
+    if extra or missing:
+        raise fail(f"{dist} takes {', '.join(DISTRIBUTIONS[dist])}" + (f"; unexpected {sorted(extra)[0]!r}" if extra else f"; missing {missing[0]!r}"))
+    if dist == "choice":
+        values = value["values"]
+        if not isinstance(values, list) or not values:
+            raise fail("choice values must be a non-empty list")
+        for v in values:
+            check_value(v, "choice value")
+        return {"type": dist, "values": [kind(v) for v in values]}
+    if dist in ("randint", "lograndint") and kind is not int:
+        raise fail(f"{dist} is for integer parameters; use uniform or loguniform")
+    for bound in ("low", "high"):
+        check_value(value[bound], bound)
+    if not value["low"] < value["high"]:
+        raise fail(f"low {value['low']} must be below high {value['high']}")
+    if dist.startswith("log") and value["low"] <= 0:
+        raise fail(f"{dist} needs low > 0, got {value['low']}")
+    return {"type": dist, "low": kind(value["low"]), "high": kind(value["high"])}
+
+
+def to_tune(space: dict[str, Any]) -> dict[str, Any]:
+    """Ray Tune's search-space objects for a validated space (constants stay constants)."""
+    out: dict[str, Any] = {}
+    for key, spec in space.items():
+        if not isinstance(spec, dict):
+            out[key] = spec
+        elif spec["type"] == "choice":
+            out[key] = tune.choice(spec["values"])
+        elif spec["type"] in ("randint", "lograndint"):  # Tune's upper bound is exclusive
+            out[key] = getattr(tune, spec["type"])(spec["low"], spec["high"] + 1)
+        else:
+            out[key] = getattr(tune, spec["type"])(spec["low"], spec["high"])
+    return out
+
+
+def within(space: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether every searched value of ``config`` lies inside ``space`` (used by tests and checks)."""
+    for key, spec in space.items():
+        v = config[key]
+        if not isinstance(spec, dict):
+            ok = v == spec
+        elif spec["type"] == "choice":
+            ok = v in spec["values"]
+        else:
+            ok = spec["low"] <= v <= spec["high"]
+        if not ok:
+            return False
+    return True

@@ -1,0 +1,41 @@
+"""Starting or joining Ray for a command: local by default, ``--address auto`` on a cluster.
+
+The dashboard stays on 127.0.0.1 (Ray's default): an exposed dashboard accepts job
+submissions, which run arbitrary code. Reach a cluster's with ``ray dashboard cluster.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+
+from sibcl_ray.errors import SibclError
+
+#: Environment every Ray worker of ours gets: silences a harmless Train V2 error line.
+WORKER_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "PYTHONUNBUFFERED": "1"}
+
+
+def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None = None) -> str:
+    """Start a local Ray (``address`` None) or join one; returns the dashboard URL (or '')."""
+    os.environ.update(WORKER_ENV)
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": dict(WORKER_ENV)}, "log_to_driver": True}
+    if address is None:
+        kwargs.update(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                      resources={"trial_driver": driver_slots} if driver_slots else None)
+    else:
+        kwargs["address"] = address
+    try:
+        context = ray.init(**kwargs)
+    except ConnectionError as err:
+        raise SibclError(f"cannot reach a Ray cluster at --address {address!r} ({str(err).splitlines()[0]}); "
+                         "use 'auto' on a cluster node, ray://HOST:10001, or leave it out for a local Ray") from None
+    url = context.dashboard_url or ""
+    if url:
+        print(f"Ray dashboard: http://{url}  (jobs, trials, metrics; local only)", flush=True)
+    return url
+
+
+def is_multi_node() -> bool:
+    return len([n for n in ray.nodes() if n.get("Alive")]) > 1

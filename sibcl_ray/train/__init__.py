@@ -1,0 +1,1 @@
+"""Ray Train side: the per-worker training loop, its checkpoints and the TorchTrainer factory."""

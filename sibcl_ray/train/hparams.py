@@ -1,0 +1,28 @@
+"""The hyperparameters a trial takes, their defaults and allowed ranges.
+
+This is the single list a search space is checked against: a search-space key that is
+not here is refused, and a parameter a search space leaves out takes its default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: name → (default, kind, low, high). Defaults are the reference's values (SIBCL.md).
+HPARAMS: dict[str, tuple[Any, type, float, float]] = {
+    "temperature": (0.1, float, 1e-3, 10.0),
+    "aug_strength": (1.0, float, 0.0, 1.0),
+    "mix_ratio": (1 / 3, float, 0.0, 0.95),
+    "lr_pretrain": (1e-3, float, 1e-6, 1.0),
+    "lr_finetune": (1e-3, float, 1e-6, 1.0),
+    "batch_size": (96, int, 4, 8192),
+    "finetune_batch_size": (32, int, 1, 8192),
+}
+
+
+def with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` completed by the defaults, cast to each parameter's type."""
+    out = {name: spec[0] for name, spec in HPARAMS.items()}
+    for name, value in values.items():
+        out[name] = HPARAMS[name][1](value)
+    return out

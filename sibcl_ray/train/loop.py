@@ -1,0 +1,220 @@
+"""The per-worker training loop: SIB-CL pretraining (or a baseline's), then fine-tuning.
+
+Runs inside a Ray Train ``TorchTrainer`` worker, under DDP when there are several. One
+"epoch" on the reported ``epochs_done`` counter is one pretraining epoch (a contrastive
+pass over the unlabeled target set, then a supervised pass over the surrogate set) or one
+fine-tuning pass over the ``nsam`` labels. Every epoch reports ``val_error`` and saves a
+checkpoint, so ASHA can compare trials at equal epochs and a restarted worker group
+resumes where it stopped:
+- while pretraining, ``val_error`` is the target validation error of the encoder with the
+  surrogate-trained predictor (zero-shot transfer), the only error available then;
+- while fine-tuning, it is the validation error of the best fine-tuning epoch so far —
+  the model that is kept (selection on validation only, never on test).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+
+from sibcl_ray.errors import NonFiniteLossError
+from sibcl_ray.learning.losses import nt_xent, supervised_loss
+from sibcl_ray.learning.models import SIBCLNet
+from sibcl_ray.learning.transforms import make_augmenter
+from sibcl_ray.problems import Problem, get_problem
+from sibcl_ray.train.checkpoints import STATE_FILE, load_state
+from sibcl_ray.train.methods import Method, get_method
+
+Arrays = dict[str, torch.Tensor]
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Entry point of every Train worker; ``config`` is built by ``train.trainer.loop_config``."""
+    torch.set_num_threads(max(1, int(config["threads"])))
+    problem = get_problem(config["problem"], **config["problem_options"])
+    method = get_method(config["method"])
+    hp = config["hparams"]
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+    device = ray.train.torch.get_device()
+
+    data = {name: _load_split(problem, name, device) for name in method.needs()}
+    model = SIBCLNet(problem.model_spec(config["model_size"]), problem.label_dim)
+    if config.get("init_state"):
+        model.load_state_dict(load_state(config["init_state"])["model"])
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+    net = _unwrap(model)
+
+    pretrain_epochs = int(config["pretrain_epochs"]) if method.pretrains else 0
+    total_epochs = pretrain_epochs + int(config["finetune_epochs"])
+    pre_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
+    fine_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_finetune"], weight_decay=1e-5)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(fine_opt, mode="min", factor=0.1, patience=5)
+    state: dict[str, Any] = {"epochs_done": 0, "best_val": math.inf, "best_epoch": -1, "best_model": None}
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        saved = load_state(checkpoint)
+        net.load_state_dict(saved["model"])
+        pre_opt.load_state_dict(saved["pre_opt"])
+        fine_opt.load_state_dict(saved["fine_opt"])
+        plateau.load_state_dict(saved["plateau"])
+        state = {k: saved[k] for k in state}
+
+    gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + rank * 104729 + state["epochs_done"])
+    augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
+    losses = _Losses(problem, config)
+
+    for epoch in range(state["epochs_done"], total_epochs):
+        metrics: dict[str, Any]
+        if epoch < pretrain_epochs:
+            metrics = _pretrain_epoch(model, pre_opt, data, method, hp, augment, gen, losses, epoch)
+            metrics["val_error"] = _val_error(model, problem, data["val"])
+            metrics["phase"] = "pretrain"
+        else:
+            metrics = _finetune_epoch(model, fine_opt, data["train"], method, hp, augment, gen, losses, epoch)
+            epoch_val = _val_error(model, problem, data["val"])
+            plateau.step(epoch_val)
+            if epoch_val < state["best_val"]:
+                state.update(best_val=epoch_val, best_epoch=epoch - pretrain_epochs + 1,
+                             best_model=copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()}))
+            metrics.update(val_error=state["best_val"], val_error_epoch=epoch_val, phase="finetune",
+                           best_finetune_epoch=state["best_epoch"], lr=fine_opt.param_groups[0]["lr"])
+        state["epochs_done"] = epoch + 1
+        metrics.update(epochs_done=epoch + 1, done=epoch + 1 == total_epochs)
+        if metrics.get("pretrain_samples_per_s") and rank == 0:
+            from sibcl_ray.monitoring import record_pretraining_throughput
+
+            record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
+        _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
+
+
+class _Losses:
+    """The problem's supervised losses, on network targets (label − offset)."""
+
+    def __init__(self, problem: Problem, config: dict[str, Any]) -> None:
+        self.finetune = problem.finetune_loss
+        self.surrogate = problem.surrogate_loss
+        self.context = f"trial {config.get('trial_name', '?')} ({config['method']}, hparams {config['hparams']})"
+
+    def check(self, loss: torch.Tensor, what: str, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"non-finite {what} loss ({loss.item()}) at epoch {epoch + 1} of {self.context}")
+
+
+def _load_split(problem: Problem, name: str, device: torch.device) -> Arrays:
+    """This worker's shard of a split, read once from Ray Data into memory as tensors."""
+    shard = ray.train.get_dataset_shard(name)
+    parts = list(shard.iter_batches(batch_size=1024, batch_format="numpy"))
+    lo, hi = problem.input_range
+    x = np.concatenate([p["x"] for p in parts]) if parts else np.zeros((0, *problem.input_shape), np.float32)
+    out = {"x": torch.from_numpy((x - lo) / (hi - lo)).float().to(device)}
+    if parts and "y" in parts[0]:
+        y = np.concatenate([p["y"] for p in parts]) - problem.label_offset()
+        out["y"] = torch.from_numpy(y).float().to(device)
+    return out
+
+
+def _batches(count: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled index batches, dropping the ragged end (equal step counts across DDP ranks)."""
+    batch = max(1, min(batch, count))
+    order = torch.randperm(count, generator=gen)
+    return [order[i : i + batch] for i in range(0, count - batch + 1, batch)]
+
+
+def _pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], method: Method,
+                    hp: dict[str, Any], augment: Any, gen: torch.Generator, losses: _Losses, epoch: int) -> dict[str, Any]:
+    model.train()
+    out: dict[str, Any] = {}
+    if method.contrastive:
+        target, surrogate = data["unlabeled"]["x"], data.get("surrogate", {}).get("x")
+        mix = hp["mix_ratio"] if method.contrastive_surrogate else 0.0
+        n_sur = int(round(hp["batch_size"] * mix)) if surrogate is not None and len(surrogate) else 0
+        n_tgt = max(2, hp["batch_size"] - n_sur)
+        sur_order = torch.randperm(len(surrogate), generator=gen) if n_sur else None
+        total, seen, start = 0.0, 0, time.perf_counter()
+        batches = _batches(len(target), n_tgt, gen)
+        for step, idx in enumerate(batches):
+            x = target[idx]
+            if n_sur:
+                take = sur_order[(torch.arange(n_sur) + step * n_sur) % len(surrogate)]
+                x = torch.cat([x, surrogate[take]])
+            views = torch.cat([augment(x, gen), augment(x, gen)])
+            z = model(views, head="project")
+            loss = nt_xent(z[: len(x)], z[len(x) :], hp["temperature"])
+            losses.check(loss, "contrastive", epoch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            seen += len(x)
+        out["contrastive_loss"] = total / max(1, len(batches))
+        out["pretrain_samples_per_s"] = seen / (time.perf_counter() - start)
+    if method.surrogate_supervised:
+        out["surrogate_loss"] = _supervised_pass(model, opt, data["surrogate"], hp["batch_size"],
+                                                 augment if method.augment_labelled else None, gen,
+                                                 losses.surrogate, losses, "surrogate", epoch)
+    return out
+
+
+def _finetune_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, train: Arrays, method: Method,
+                    hp: dict[str, Any], augment: Any, gen: torch.Generator, losses: _Losses, epoch: int) -> dict[str, Any]:
+    model.train()
+    loss = _supervised_pass(model, opt, train, hp["finetune_batch_size"],
+                            augment if method.augment_labelled else None, gen, losses.finetune, losses, "fine-tuning", epoch)
+    return {"finetune_loss": loss}
+
+
+def _supervised_pass(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Arrays, batch_size: int,
+                     augment: Any, gen: torch.Generator, loss_name: str, losses: _Losses, what: str, epoch: int) -> float:
+    total, batches = 0.0, _batches(len(data["x"]), batch_size, gen)
+    for idx in batches:
+        x = data["x"][idx]
+        if augment is not None:
+            x = augment(x, gen)
+        if len(x) < 2:  # BatchNorm needs two samples; only a 1-sample shard gets here
+            continue
+        loss = supervised_loss(loss_name, model(x, head="predict"), data["y"][idx])
+        losses.check(loss, what, epoch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    return total / max(1, len(batches))
+
+
+@torch.no_grad()
+def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays) -> float:
+    """Mean validation error in the problem's metric, on the whole validation set."""
+    model.eval()
+    preds = [model(val["x"][i : i + 512], head="predict") for i in range(0, len(val["x"]), 512)]
+    offset = problem.label_offset()
+    predicted = torch.cat(preds).cpu().numpy() + offset
+    true = val["y"].cpu().numpy() + offset
+    return float(np.mean(problem.errors(predicted, true)))
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _report(metrics: dict[str, Any], net: torch.nn.Module, pre_opt: torch.optim.Optimizer,
+            fine_opt: torch.optim.Optimizer, plateau: Any, state: dict[str, Any], rank: int,
+            config: dict[str, Any]) -> None:
+    """Report the epoch's metrics; rank 0 attaches a checkpoint of everything needed to resume."""
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save({"model": net.state_dict(), "pre_opt": pre_opt.state_dict(), "fine_opt": fine_opt.state_dict(),
+                    "plateau": plateau.state_dict(), "config": config, **state}, Path(tmp) / STATE_FILE)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))

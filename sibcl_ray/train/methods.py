@@ -1,0 +1,54 @@
+"""SIB-CL and its baselines as four switches of one training loop (SIBCL.md "Baselines")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sibcl_ray.errors import SibclError
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a method does before fine-tuning, and whether labelled inputs are augmented."""
+
+    name: str
+    #: NT-Xent pretraining on two invariance views of unlabeled target inputs.
+    contrastive: bool
+    #: Surrogate inputs mixed into the contrastive batches (share = ``mix_ratio``).
+    contrastive_surrogate: bool
+    #: A supervised epoch on labelled surrogate data after each pretraining epoch.
+    surrogate_supervised: bool
+    #: Invariance augmentation of labelled inputs (surrogate pretraining and fine-tuning).
+    augment_labelled: bool
+
+    @property
+    def pretrains(self) -> bool:
+        return self.contrastive or self.surrogate_supervised
+
+    def needs(self) -> tuple[str, ...]:
+        """The dataset splits the training loop reads for this method."""
+        splits = ["train", "val"]
+        if self.contrastive:
+            splits.append("unlabeled")
+        if self.contrastive_surrogate or self.surrogate_supervised:
+            splits.append("surrogate")
+        return tuple(splits)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("sibcl", contrastive=True, contrastive_surrogate=True, surrogate_supervised=True, augment_labelled=False),
+        Method("ssl", contrastive=True, contrastive_surrogate=False, surrogate_supervised=False, augment_labelled=False),
+        Method("tl", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True, augment_labelled=False),
+        Method("tl-i", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True, augment_labelled=True),
+        Method("sl", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False, augment_labelled=False),
+        Method("sl-i", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False, augment_labelled=True),
+    )
+}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise SibclError(f"unknown method {name!r}: allowed values are {', '.join(METHODS)}")
+    return METHODS[name]
