@@ -41,10 +41,10 @@ class Problem(ABC):
     #: Physical value range of the inputs; the network sees them mapped affinely to [0, 1].
     input_range: ClassVar[tuple[float, float]]
     #: Names of the input transforms that leave the label exactly unchanged.
-    invariances: ClassVar[tuple[str, ...]]
+    invariances: tuple[str, ...]
     #: Loss on the target labels when fine-tuning, and on surrogate labels ('l1', 'mse', 'log_l1').
-    finetune_loss: ClassVar[str]
-    surrogate_loss: ClassVar[str]
+    finetune_loss: str
+    surrogate_loss: str
 
     @property
     @abstractmethod

@@ -1,53 +1,68 @@
-"""`phc`: normalised density of states of 2D photonic crystals, TM polarisation (SIBCL.md)."""
+"""`phc`: 2D photonic crystals, TM polarisation (SIBCL.md): the DOS label, or the bands label."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from sibcl_ray.errors import SibclError
 from sibcl_ray.physics import photonic
 from sibcl_ray.problems.base import ModelSpec, Problem
 
 #: Bump when the solver's output for the same options changes, so stale datasets are not reused.
 LABEL_VERSION = 1
 
-_REFERENCE_MODEL = ModelSpec(
-    dim=2,
-    kernel=7,
-    conv_widths=(64, 256, 256),
-    pools=(2, 4, 4),
-    fc_widths=(1024, 1024),
-    predictor_widths=(1024, 1024, 512),
-    projector_widths=(1024, 1024, 1024, 256),
-)
-_SMALL_MODEL = ModelSpec(
-    dim=2,
-    kernel=7,
-    conv_widths=(16, 32, 64),
-    pools=(2, 4, 4),
-    fc_widths=(128, 128),
-    predictor_widths=(256, 256),
-    projector_widths=(128, 64),
-)
+
+@dataclass(frozen=True)
+class _Label:
+    invariances: tuple[str, ...]
+    finetune_loss: str
+    surrogate_loss: str
+    reference_model: ModelSpec
+    small_model: ModelSpec
+
+
+_LABELS: dict[str, _Label] = {
+    # All three are exact for the normalised DOS.
+    "dos": _Label(
+        invariances=("translate", "point_group", "scale"), finetune_loss="l1", surrogate_loss="log_l1",
+        reference_model=ModelSpec(dim=2, kernel=7, conv_widths=(64, 256, 256), pools=(2, 4, 4), fc_widths=(1024, 1024),
+                                  predictor_widths=(1024, 1024, 512), projector_widths=(1024, 1024, 1024, 256)),
+        small_model=ModelSpec(dim=2, kernel=7, conv_widths=(16, 32, 64), pools=(2, 4, 4), fc_widths=(128, 128),
+                              predictor_widths=(256, 256), projector_widths=(128, 64)),
+    ),
+    # Point-group ops permute k-points and scaling scales ω: only translations leave bands alone.
+    "bands": _Label(
+        invariances=("translate",), finetune_loss="mse", surrogate_loss="mse",
+        reference_model=ModelSpec(dim=2, kernel=9, conv_widths=(64, 256, 256), pools=(2, 4, 4), fc_widths=(256, 1024),
+                                  predictor_widths=(256, 512, 512), projector_widths=(1024, 256)),
+        small_model=ModelSpec(dim=2, kernel=7, conv_widths=(16, 32, 64), pools=(2, 4, 4), fc_widths=(128, 128),
+                              predictor_widths=(256, 512), projector_widths=(128, 64)),
+    ),
+}
+_BANDS_SURROGATE_PLANE_WAVES = 7
 
 
 class PhotonicCrystalDOS(Problem):
-    """Predict the normalised TM DOS on 400 frequencies from a 32×32 permittivity image.
+    """Predict a TM property of a square-lattice photonic crystal from its 32×32 permittivity image.
 
-    Inputs are permittivities in [1, 20]; the network predicts DOS − 2πf̃, the deviation
-    from the empty lattice, and is scored by the relative L1 error over f̃ ∈ [0.24, 0.96].
-    All three invariances (periodic translations, C4v, ε-scaling) are exact for this label.
+    ``label='dos'`` (default): the normalised DOS on 400 frequencies; the network predicts
+    DOS − 2πf̃, the deviation from the empty lattice, scored by the relative L1 error over
+    f̃ ∈ [0.24, 0.96]. ``label='bands'``: the 6 lowest bands at the 625 k-points, scored by
+    the mean relative error (the zero frequency at Γ excluded).
     """
 
     name: ClassVar[str] = "phc"
     input_range: ClassVar[tuple[float, float]] = (1.0, 20.0)
-    invariances: ClassVar[tuple[str, ...]] = ("translate", "point_group", "scale")
-    finetune_loss: ClassVar[str] = "l1"
-    surrogate_loss: ClassVar[str] = "log_l1"
 
-    def __init__(self, resolution: int = 32) -> None:
-        self.resolution = resolution
+    def __init__(self, label: str = "dos", resolution: int = 32) -> None:
+        if label not in _LABELS:
+            raise SibclError(f"--label {label!r} is unknown: allowed values are {', '.join(_LABELS)}")
+        self.label, self.resolution = label, resolution
+        spec = _LABELS[label]
+        self.invariances, self.finetune_loss, self.surrogate_loss = spec.invariances, spec.finetune_loss, spec.surrogate_loss
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -55,40 +70,53 @@ class PhotonicCrystalDOS(Problem):
 
     @property
     def label_dim(self) -> int:
-        return len(photonic.FTILDE)
+        return len(photonic.FTILDE) if self.label == "dos" else 6 * len(photonic.KGRID)
 
     def signature(self) -> dict[str, Any]:
-        return {
-            "problem": self.name,
-            "resolution": self.resolution,
-            "target_label": dict(sorted(photonic.TARGET_LABEL_OPTS.items())),
-            "surrogate_label": dict(sorted(photonic.SURROGATE_LABEL_OPTS.items())),
-            "label_version": LABEL_VERSION,
-        }
+        settings = {"target": photonic.TARGET_LABEL_OPTS, "surrogate": photonic.SURROGATE_LABEL_OPTS}
+        if self.label == "bands":
+            settings = {"target": {}, "surrogate": {"plane_waves": _BANDS_SURROGATE_PLANE_WAVES}}
+        return {"problem": self.name, "label": self.label, "resolution": self.resolution,
+                "label_settings": {k: dict(sorted(v.items())) for k, v in settings.items()},
+                "label_version": LABEL_VERSION}
 
     def target_inputs(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        cells = [photonic.sample_level_set_cell(rng, n=self.resolution) for _ in range(count)]
-        return np.asarray(cells, dtype=np.float32)
+        return np.asarray([photonic.sample_level_set_cell(rng, n=self.resolution) for _ in range(count)], np.float32)
 
     def target_labels(self, inputs: np.ndarray) -> np.ndarray:
-        return self._labels(inputs, photonic.TARGET_LABEL_OPTS)
+        if self.label == "bands":
+            return self._bands(inputs, {})
+        return self._dos(inputs, photonic.TARGET_LABEL_OPTS)
 
     def surrogate_samples(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
         cells = np.asarray([photonic.sample_rod_cell(rng, n=self.resolution) for _ in range(count)], np.float32)
-        return cells, self._labels(cells, photonic.SURROGATE_LABEL_OPTS)
+        if self.label == "bands":
+            return cells, self._bands(cells, {"plane_waves": _BANDS_SURROGATE_PLANE_WAVES})
+        return cells, self._dos(cells, photonic.SURROGATE_LABEL_OPTS)
 
+    # Solve on the float32 image as stored, so labels match exactly what the network sees.
     @staticmethod
-    def _labels(cells: np.ndarray, options: dict[str, Any]) -> np.ndarray:
-        # Solve on the float32 image as stored, so labels match exactly what the network sees.
+    def _dos(cells: np.ndarray, options: dict[str, Any]) -> np.ndarray:
         return np.asarray([photonic.dos_label(c.astype(np.float64), **options)[1] for c in cells], np.float32)
 
+    @staticmethod
+    def _bands(cells: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+        return np.asarray([photonic.bands_label(c.astype(np.float64), **options).ravel() for c in cells], np.float32)
+
     def label_offset(self) -> np.ndarray:
+        if self.label == "bands":
+            return np.zeros(self.label_dim, np.float32)
         return (2.0 * np.pi * photonic.FTILDE).astype(np.float32)
 
     def errors(self, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+        if self.label == "bands":
+            nonzero = np.abs(true) > 1e-9  # ω = 0 at Γ has no relative error
+            ratio = np.where(nonzero, np.abs(predicted - true) / np.where(nonzero, np.abs(true), 1.0), 0.0)
+            return ratio.sum(axis=1) / nonzero.sum(axis=1)
         mask = photonic.METRIC_MASK
         diff = np.abs(predicted[:, mask] - true[:, mask]).sum(axis=1)
         return diff / np.abs(true[:, mask]).sum(axis=1)
 
     def model_spec(self, size: str) -> ModelSpec:
-        return {"reference": _REFERENCE_MODEL, "small": _SMALL_MODEL}[size]
+        spec = _LABELS[self.label]
+        return {"reference": spec.reference_model, "small": spec.small_model}[size]

@@ -16,8 +16,9 @@ import ray.data
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from sibcl_ray import storage
 from sibcl_ray.data.datasets import split_dataset
-from sibcl_ray.train.checkpoints import STATE_FILE, load_state
+from sibcl_ray.train.checkpoints import load_state
 from sibcl_ray.train.hparams import with_defaults
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.trainer import build_trainer
@@ -60,7 +61,7 @@ class TrialJob:
 def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """Tune function trainable: train one configuration with Ray Train and report through Tune."""
     name = f"{job.experiment}-{tune.get_context().get_trial_id()}"
-    finished = finished_run_metrics(Path(job.storage_path) / name, job.total_epochs)
+    finished = finished_run_metrics(storage.join(job.storage_path, name), job.total_epochs)
     if finished is not None:  # restored after its Train run ended: Train would report nothing
         tune.report(finished)
         return
@@ -77,13 +78,15 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     trainer.fit()
 
 
-def finished_run_metrics(run_dir: Path, total_epochs: int) -> dict[str, Any] | None:
+def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | None:
     """The final metrics of a Train run whose last checkpoint has every epoch done, else None."""
-    for folder in sorted(run_dir.glob("checkpoint_*"), reverse=True):
-        if not (folder / STATE_FILE).exists():
+    for folder in reversed(storage.list_dirs(run_dir, "checkpoint_")):
+        try:
+            state = load_state(folder)
+        except FileNotFoundError:  # a checkpoint folder still being written when the run stopped
             continue
-        state = load_state(folder)
         if state["epochs_done"] >= total_epochs:
             return {"val_error": state["best_val"], "epochs_done": state["epochs_done"], "phase": "finetune",
-                    "done": True, "best_finetune_epoch": state["best_epoch"], "checkpoint_path": str(folder)}
+                    "training_complete": True, "best_finetune_epoch": state["best_epoch"], "checkpoint_path": folder}
+        return None
     return None

@@ -1,10 +1,16 @@
-"""One search: labels → Ray Data → Tune (Optuna TPE + ASHA) over Train trials → one test evaluation."""
+"""One search: labels → Ray Data → Tune (Optuna TPE + ASHA) over Train trials → one test evaluation.
+
+A search is resumable: its settings are stored beside Tune's experiment state, and
+``resume=True`` restores the latest experiment of the same problem and preset with
+``Tuner.restore`` — finished trials are kept, unfinished ones continue from their Train
+run's last checkpoint (the run is named after the trial), and the searcher keeps its history.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +22,13 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from sibcl_ray.data.generate import generate
+from sibcl_ray import storage
+from sibcl_ray.data.generate import GenerationReport, generate
 from sibcl_ray.errors import SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.presets import Preset
 from sibcl_ray.search.driver import TrialJob, run_trial
+from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.space import to_tune
 from sibcl_ray.train.evaluate import test_error
 from sibcl_ray.train.methods import get_method
@@ -28,6 +36,12 @@ from sibcl_ray.train.methods import get_method
 #: Custom resource the trial drivers take instead of CPU: a driver only waits on its
 #: TorchTrainer, so every CPU stays with the Train workers and Ray Data.
 DRIVER_RESOURCE = "trial_driver"
+SETTINGS_FILE = "search_settings.json"
+STATUS_FILE = "trial_status.json"
+
+
+class SearchInterrupted(Exception):
+    """The search stopped (Ctrl-C) before every trial finished; it can be resumed."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class SearchSettings:
     preset: Preset
     space: dict[str, Any]
     output: Path
+    storage: str
     data_root: Path
     seed: int
     num_samples: int
@@ -45,6 +60,30 @@ class SearchSettings:
     cpus_per_worker: float
     gpus_per_worker: float
     method: str = "sibcl"
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a resumed search to be the same search."""
+        return {"problem": self.problem, "problem_options": self.problem_options, "preset": asdict(self.preset),
+                "space": self.space, "seed": self.seed, "num_samples": self.num_samples, "method": self.method}
+
+
+class _TrialStatuses(tune.Callback):
+    """Keeps every trial's Tune status in a local JSON file, across interruptions and resumes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _save(self, trials: list) -> None:
+        known = json.loads(self.path.read_text()) if self.path.exists() else {}
+        known.update({t.trial_id: t.status for t in trials})
+        self.path.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if iteration % 20 == 0:
+            self._save(trials)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._save(trials)
 
 
 class _BestValidation(tune.Callback):
@@ -59,31 +98,88 @@ class _BestValidation(tune.Callback):
             record_best_val_error(self.problem, self.best)
 
 
-def run_search(settings: SearchSettings) -> dict[str, Any]:
-    """Generate (or reuse) the data, run the search, evaluate the best trial on test once."""
+def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]:
+    """Generate (or reuse) the data, run or resume the search, evaluate the best trial on test once."""
     start = time.perf_counter()
+    tune_root = storage.join(settings.storage, "tune")
+    prefix = f"{settings.problem}-{settings.preset.name}-"
+    if resume:
+        experiment_dir = _latest_experiment(tune_root, prefix)
+        _check_same_search(experiment_dir, settings)
+        experiment = experiment_dir.rstrip("/").split("/")[-1]
+    else:
+        experiment = f"{prefix}{datetime.now():%Y%m%d-%H%M%S}"
+    data = _prepare_data(settings)
+    job = _trial_job(settings, data, experiment)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), driver_resources())
+    status_file = settings.output / STATUS_FILE
+    if resume:
+        print(f"resuming search {experiment_dir}", flush=True)
+        tuner = tune.Tuner.restore(experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=to_tune(settings.space))
+    else:
+        status_file.unlink(missing_ok=True)
+        tuner = _new_tuner(settings, job, trainable, tune_root, status_file)
+        settings.output.joinpath(SETTINGS_FILE).write_text(json.dumps(settings.identity(), indent=1))
+        _store_settings(storage.join(tune_root, experiment), settings)
+    results = tuner.fit()
+
+    statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
+    rows = trial_rows(results, statuses, settings.space)
+    write_trials_csv(rows, settings.output / "trials.csv")
+    if results.num_terminated + results.num_errors < settings.num_samples:
+        raise SearchInterrupted(f"search interrupted after {results.num_terminated + results.num_errors} of "
+                                f"{settings.num_samples} trials; continue it with the same command and --resume")
+    best = best_finetuned(results)
+    checkpoint = _checkpoint_location(best.metrics["checkpoint_path"], settings.storage)
+    test = ray.get(ray.remote(num_cpus=1)(test_error).remote(
+        settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
+        data.paths["test"], settings.preset.n_test))
+    summary = {
+        "problem": settings.problem, "preset": settings.preset.name, "method": settings.method,
+        "best_config": {k: best.config[k] for k in settings.space},
+        "val_error": float(best.metrics["val_error"]), "test_error": test["test_error"],
+        "test_error_std": test["test_error_std"], "n_test": test["n_test"], "nsam": settings.preset.nsam,
+        "n_trials": len(results), "n_trials_completed": sum(r["outcome"] == "completed" for r in rows),
+        "n_trials_error": results.num_errors, "wall_s": round(time.perf_counter() - start, 1),
+        "experiment": storage.join(tune_root, experiment), "best_checkpoint": checkpoint, "data": str(data.root),
+        "labels_computed": sum(data.samples_computed.values()), "problem_options": settings.problem_options,
+    }
+    (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
+    plot_search(rows, settings.space, settings.output)
+    return summary
+
+
+def _prepare_data(settings: SearchSettings) -> GenerationReport:
     preset = settings.preset
-    method = get_method(settings.method)
     counts = {"unlabeled": preset.n_unlabeled, "surrogate": preset.n_surrogate, "train": preset.n_train_pool,
               "val": preset.n_val, "test": preset.n_test}
-    counts = {s: n for s, n in counts.items() if s in method.needs() or s == "test"}
+    needed = get_method(settings.method).needs()
+    counts = {s: n for s, n in counts.items() if s in needed or s == "test"}
     data = generate(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed, preset.shard_size)
     computed = sum(data.samples_computed.values())
     print(f"data: {data.root} ({computed} samples computed in {data.seconds:.1f} s"
           + (f", {data.samples_per_second:.1f} samples/s)" if computed else ", all reused)"), flush=True)
+    return data
 
-    experiment = f"{settings.problem}-{preset.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    output = settings.output.absolute()
-    job = TrialJob(
+
+def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str) -> TrialJob:
+    preset = settings.preset
+    return TrialJob(
         problem=settings.problem, problem_options=settings.problem_options, method=settings.method,
         model_size=preset.model_size, pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs,
         nsam=preset.nsam, seed=settings.seed,
-        splits={s: ([str(p) for p in data.paths[s]], counts[s]) for s in counts},
-        storage_path=str(output / "train"), experiment=experiment, num_workers=settings.workers_per_trial,
-        cpus_per_worker=settings.cpus_per_worker, gpus_per_worker=settings.gpus_per_worker,
+        splits={s: ([str(p) for p in paths], data.counts[s]) for s, paths in data.paths.items()},
+        storage_path=storage.join(settings.storage, "train"), experiment=experiment,
+        num_workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
+        gpus_per_worker=settings.gpus_per_worker,
     )
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(run_trial, job=job), driver_resources()),
+
+
+def _new_tuner(settings: SearchSettings, job: TrialJob, trainable: Any, tune_root: str, status_file: Path) -> tune.Tuner:
+    return tune.Tuner(
+        trainable,
         param_space=to_tune(settings.space),
         tune_config=tune.TuneConfig(
             metric="val_error", mode="min", num_samples=settings.num_samples,
@@ -91,28 +187,45 @@ def run_search(settings: SearchSettings) -> dict[str, Any]:
                 OptunaSearch(sampler=TPESampler(seed=settings.seed, n_startup_trials=max(2, settings.num_samples // 3))),
                 max_concurrent=settings.max_concurrent),
             scheduler=ASHAScheduler(time_attr="epochs_done", max_t=job.total_epochs,
-                                    grace_period=min(preset.grace_period, job.total_epochs),
-                                    reduction_factor=preset.reduction_factor),
+                                    grace_period=min(settings.preset.grace_period, job.total_epochs),
+                                    reduction_factor=settings.preset.reduction_factor),
         ),
-        run_config=tune.RunConfig(name=experiment, storage_path=str(output / "tune"),
-                                  callbacks=[_BestValidation(settings.problem)]),
+        run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
+                                  callbacks=[_TrialStatuses(status_file), _BestValidation(settings.problem)]),
     )
-    results = tuner.fit()
-    best = best_finetuned(results)
-    test = ray.get(ray.remote(num_cpus=1)(test_error).remote(
-        settings.problem, settings.problem_options, preset.model_size, best.metrics["checkpoint_path"],
-        data.paths["test"], preset.n_test))
-    summary = {
-        "problem": settings.problem, "preset": preset.name, "method": settings.method,
-        "best_config": {k: best.config[k] for k in settings.space},
-        "val_error": float(best.metrics["val_error"]), "test_error": test["test_error"],
-        "test_error_std": test["test_error_std"], "n_test": test["n_test"], "nsam": preset.nsam,
-        "n_trials": len(results), "n_trials_finished_all_epochs": sum(bool(r.metrics.get("done")) for r in results),
-        "wall_s": round(time.perf_counter() - start, 1), "experiment": str(output / "tune" / experiment),
-        "data": str(data.root), "labels_computed": computed, "problem_options": settings.problem_options,
-    }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+
+
+def _store_settings(experiment_dir: str, settings: SearchSettings) -> None:
+    """Keep the search's identity beside Tune's state (local folders only; URIs keep it in --output)."""
+    if not storage.is_uri(experiment_dir):
+        Path(experiment_dir).mkdir(parents=True, exist_ok=True)
+        Path(experiment_dir, SETTINGS_FILE).write_text(json.dumps(settings.identity(), indent=1))
+
+
+def _latest_experiment(tune_root: str, prefix: str) -> str:
+    candidates = [d for d in storage.list_dirs(tune_root, prefix) if tune.Tuner.can_restore(d)]
+    if not candidates:
+        raise SibclError(f"--resume: no search named {prefix}* to resume in {tune_root}; run without --resume to start one")
+    return candidates[-1]
+
+
+def _check_same_search(experiment_dir: str, settings: SearchSettings) -> None:
+    raw = storage.read_bytes(storage.join(experiment_dir, SETTINGS_FILE)) or (
+        (settings.output / SETTINGS_FILE).read_bytes() if (settings.output / SETTINGS_FILE).exists() else None)
+    if raw is None:
+        return
+    stored, now = json.loads(raw), json.loads(json.dumps(settings.identity()))
+    for key in now:
+        if stored.get(key) != now[key]:
+            raise SibclError(f"--resume: the search in {experiment_dir} was started with {key}={stored.get(key)!r}, "
+                             f"not {now[key]!r}; resume with the same flags or start a new search")
+
+
+def _checkpoint_location(path: str, storage_root: str) -> str:
+    """Train reports checkpoint paths without the URI scheme; put it back for cloud storage."""
+    if storage.is_uri(storage_root) and not storage.is_uri(path):
+        return f"{storage_root.split('://')[0]}://{path}"
+    return path
 
 
 def driver_resources() -> dict[str, float]:
@@ -126,6 +239,7 @@ def best_finetuned(results: tune.ResultGrid) -> tune.Result:
     """The trial with the lowest validation error among those that reached fine-tuning."""
     candidates = [r for r in results if r.metrics and r.metrics.get("phase") == "finetune" and r.error is None]
     if not candidates:
-        errors = [str(r.error).splitlines()[0] for r in results if r.error is not None]
-        raise SibclError("no trial reached fine-tuning" + (f"; first error: {errors[0]}" if errors else ""))
+        errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
+        raise SibclError("no trial reached fine-tuning" + (f"; last error: {errors[0]}" if errors else ""))
     return min(candidates, key=lambda r: r.metrics["val_error"])
+

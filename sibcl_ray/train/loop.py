@@ -90,7 +90,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             metrics.update(val_error=state["best_val"], val_error_epoch=epoch_val, phase="finetune",
                            best_finetune_epoch=state["best_epoch"], lr=fine_opt.param_groups[0]["lr"])
         state["epochs_done"] = epoch + 1
-        metrics.update(epochs_done=epoch + 1, done=epoch + 1 == total_epochs)
+        metrics.update(epochs_done=epoch + 1, training_complete=epoch + 1 == total_epochs)
         if metrics.get("pretrain_samples_per_s") and rank == 0:
             from sibcl_ray.monitoring import record_pretraining_throughput
 

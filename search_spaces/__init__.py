@@ -1,1 +1,0 @@
-"""Packaged search spaces; installed as ``sibcl_ray.search_spaces`` (see pyproject.toml)."""

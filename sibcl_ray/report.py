@@ -1,0 +1,334 @@
+"""Deliverables of the label-efficiency experiment: tables, savings and the plot.
+
+``python -m sibcl_ray.benchmark`` produces one *cell* per (method, nsam, seed) with
+a test and a validation error. This module turns those cells into what a reader
+of the paper looks at:
+
+- :func:`aggregate`: mean ± population std of the test error over seeds, per
+  method and label budget (JSON-friendly: nsam keys are strings);
+- :func:`label_savings`: how many labels each baseline needs to match SIB-CL's
+  error at SIB-CL's smallest budget, the headline "N× fewer labels" number;
+- :func:`markdown_table` and :func:`plot`: the table and the log–log figure;
+- :func:`write_report`: all of it into ``results.json``, ``results.md`` and
+  ``label_efficiency.png``.
+
+NumPy and matplotlib only (no Ray, no torch), so a report can be rebuilt from a
+saved ``results.json`` on any laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: The output of :func:`aggregate`: method -> str(nsam) -> summary over seeds.
+Results = dict[str, dict[str, dict[str, Any]]]
+
+#: Table and legend order: the full method, then its ablations: no surrogate (ssl), no contrastive
+#: pretraining (tl, tl-i), neither (sl, sl-i).
+CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "ssl", "tl", "tl-i", "sl", "sl-i")
+
+#: Fixed colour and marker per method, so every figure of a project reads the same way.
+_STYLE: dict[str, tuple[str, str]] = {
+    "sibcl": ("#d62728", "o"),
+    "ssl": ("#9467bd", "D"),
+    "tl": ("#1f77b4", "s"),
+    "tl-i": ("#17becf", "^"),
+    "sl": ("#7f7f7f", "v"),
+    "sl-i": ("#2ca02c", "P"),
+}
+_EXTRA_STYLES: tuple[tuple[str, str], ...] = (
+    ("#ff7f0e", "X"), ("#8c564b", "h"), ("#e377c2", "*"), ("#bcbd22", "<"), ("#000000", ">"),
+)
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    """Sort key: canonical methods in their order, any other after them alphabetically."""
+    if method in CANONICAL_ORDER:
+        return CANONICAL_ORDER.index(method), ""
+    return len(CANONICAL_ORDER), method
+
+
+def _nsam_int(value: Any) -> int:
+    """A label budget as an int; rejects 50.5 rather than silently truncating it."""
+    as_float = float(value)
+    if not as_float.is_integer() or as_float <= 0:
+        raise ValueError(f"nsam must be a positive integer, got {value!r}")
+    return int(as_float)
+
+
+def _finite(value: Any, what: str, cell: dict[str, Any]) -> float:
+    """A finite float, or a ValueError naming the cell: a NaN would silently poison a mean."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"non-finite {what} {number} in cell {cell!r}")
+    return number
+
+
+def aggregate(cells: list[dict[str, Any]]) -> Results:
+    """Mean and spread of the test error over fine-tuning seeds, per method and nsam.
+
+    Each cell needs ``method``, ``nsam``, ``seed``, ``test_error`` and ``val_error``;
+    other keys are ignored. The std is the population std (ddof=0) because the seeds
+    are all the runs there are, not a sample of a larger design; it is 0 for one seed.
+    A repeated (method, nsam, seed) raises ValueError: it would double-weight a run.
+
+    Returns ``{method: {str(nsam): {"mean", "std", "n_seeds", "seeds", "test_errors",
+    "val_mean", "val_errors"}}}`` with methods in :data:`CANONICAL_ORDER` (others after,
+    alphabetically), nsam keys in numeric order and seeds sorted (errors aligned to them).
+    """
+    groups: dict[str, dict[int, dict[Any, tuple[float, float]]]] = defaultdict(lambda: defaultdict(dict))
+    for cell in cells:
+        method, nsam, seed = str(cell["method"]), _nsam_int(cell["nsam"]), cell["seed"]
+        runs = groups[method][nsam]
+        if seed in runs:
+            raise ValueError(f"duplicate cell for method={method!r} nsam={nsam} seed={seed!r}")
+        runs[seed] = (_finite(cell["test_error"], "test_error", cell),
+                      _finite(cell["val_error"], "val_error", cell))
+    return {
+        method: {str(nsam): _summarise(groups[method][nsam]) for nsam in sorted(groups[method])}
+        for method in sorted(groups, key=_method_key)
+    }
+
+
+def _summarise(runs: dict[Any, tuple[float, float]]) -> dict[str, Any]:
+    """Summary of one (method, nsam) group; ``runs`` maps seed -> (test error, val error)."""
+    seeds = sorted(runs)
+    test = np.array([runs[s][0] for s in seeds])
+    val = np.array([runs[s][1] for s in seeds])
+    return {
+        "mean": float(test.mean()),
+        "std": float(test.std(ddof=0)),
+        "n_seeds": len(seeds),
+        "seeds": seeds,
+        "test_errors": test.tolist(),
+        "val_mean": float(val.mean()),
+        "val_errors": val.tolist(),
+    }
+
+
+def _curve(per_nsam: dict[str, dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(nsam, mean error) of one method, nsam ascending, whatever the key order."""
+    nsams = sorted(_nsam_int(k) for k in per_nsam)
+    return np.array(nsams, dtype=float), np.array([per_nsam[str(n)]["mean"] for n in nsams])
+
+
+def _first_crossing(nsam: np.ndarray, error: np.ndarray, target: float) -> float | None:
+    """Smallest nsam where the log–log interpolated error first reaches ``target``.
+
+    Power laws error ∝ nsam^-α are straight lines on log–log axes, so interpolating
+    there is exact for them and the natural choice between tried budgets. Segments are
+    scanned in order, so a non-monotone curve gives its *first* crossing. Returns None
+    when no tried budget reaches the target (no extrapolation beyond the data).
+    """
+    if error[0] <= target:
+        return float(nsam[0])
+    for i in range(1, len(nsam)):
+        if error[i] <= target:
+            log_n, log_e, log_t = np.log(nsam[i - 1 : i + 1]), np.log(error[i - 1 : i + 1]), math.log(target)
+            fraction = (log_t - log_e[0]) / (log_e[1] - log_e[0])
+            return float(math.exp(log_n[0] + fraction * (log_n[1] - log_n[0])))
+    return None
+
+
+def label_savings(results: Results, reference: str = "sibcl") -> dict[str, dict[str, Any]]:
+    """Labels each baseline needs to match ``reference`` at the reference's smallest nsam.
+
+    The target is the reference's mean test error at its smallest budget n0; for each
+    other method the first crossing of its log–log interpolated mean-error curve below
+    the target gives ``labels_needed`` and ``savings = labels_needed / n0`` (how many
+    times more labels the baseline needs). Three outcomes, all with the same keys
+    ``reference, target_error, reference_nsam, labels_needed, savings, reached_at_min, text``:
+
+    - crossing inside the tried range: e.g. ``"412 labels (8.2×)"``;
+    - never reached: ``labels_needed = savings = None``, ``"> 3200 (max tried)"``;
+    - already at or below the target at the baseline's smallest nsam m:
+      ``labels_needed = m``, ``reached_at_min = True``, ``"≤ 50 (already at smallest nsam)"``
+      (the true need may be fewer labels; we did not try them).
+
+    ``results`` is the output of :func:`aggregate`. Raises ValueError if the reference
+    method is absent or an error is not positive (log axes need positive errors).
+    """
+    if reference not in results:
+        raise ValueError(f"reference method {reference!r} not in results (have {sorted(results)})")
+    ref_nsam, ref_error = _curve(results[reference])
+    n0, target = int(ref_nsam[0]), float(ref_error[0])
+    savings = {}
+    for method in sorted(results, key=_method_key):
+        if method == reference:
+            continue
+        nsam, error = _curve(results[method])
+        if target <= 0 or np.any(error <= 0):
+            raise ValueError(f"errors must be positive for log–log interpolation ({reference} vs {method})")
+        savings[method] = {"reference": reference, **_saving_entry(nsam, error, target, n0)}
+    return savings
+
+
+def _saving_entry(nsam: np.ndarray, error: np.ndarray, target: float, n0: int) -> dict[str, Any]:
+    """One baseline's row of :func:`label_savings`."""
+    needed = _first_crossing(nsam, error, target)
+    reached_at_min = needed is not None and bool(error[0] <= target)
+    if needed is None:
+        text = f"> {int(nsam[-1])} (max tried)"
+    elif reached_at_min:
+        text = f"≤ {int(nsam[0])} (already at smallest nsam)"
+    else:
+        text = f"{needed:.0f} labels ({needed / n0:.1f}×)"
+    return {
+        "target_error": target,
+        "reference_nsam": n0,
+        "labels_needed": needed,
+        "savings": None if needed is None else needed / n0,
+        "reached_at_min": reached_at_min,
+        "text": text,
+    }
+
+
+def _format_mean_std(mean: float, std: float) -> str:
+    """``mean ± std`` with the mean to 3 significant digits and the std to the same decimals."""
+    if mean == 0:
+        return f"{mean:.3g} ± {std:.3g}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(mean))))
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
+def _nsam_columns(results: Results) -> list[str]:
+    """Every nsam any method tried, in numeric order."""
+    return [str(n) for n in sorted({_nsam_int(k) for per_nsam in results.values() for k in per_nsam})]
+
+
+def _seed_count_note(results: Results) -> str:
+    """``n = 3`` or ``n = 2–3`` seeds, so a reader sees when a cell rests on fewer runs."""
+    counts = sorted({s["n_seeds"] for per_nsam in results.values() for s in per_nsam.values()})
+    return f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
+
+
+def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None = None) -> str:
+    """Test error table (methods × nsam, best per column in bold), then optional savings.
+
+    Cells read ``mean ± std``; a method that did not try a budget shows ``—``. Ties for
+    the best mean are all bold. With ``savings`` (from :func:`label_savings`) a second
+    table gives each baseline's labels needed to match the reference.
+    """
+    columns = _nsam_columns(results)
+    methods = sorted(results, key=_method_key)
+    best = {
+        col: min(results[m][col]["mean"] for m in methods if col in results[m]) for col in columns
+    }
+    lines = [
+        f"Test error, mean ± population std over fine-tuning seeds ({_seed_count_note(results)}); "
+        "columns are label budgets nsam, best per column in bold.",
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for method in methods:
+        row = []
+        for col in columns:
+            stats = results[method].get(col)
+            if stats is None:
+                row.append("—")
+                continue
+            text = _format_mean_std(stats["mean"], stats["std"])
+            row.append(f"**{text}**" if stats["mean"] == best[col] else text)
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    if savings:
+        lines += ["", *_savings_lines(savings)]
+    return "\n".join(lines) + "\n"
+
+
+def _savings_lines(savings: dict[str, dict[str, Any]]) -> list[str]:
+    """The "label savings" table: one row per baseline, reference and target in the header."""
+    first = next(iter(savings.values()))
+    reference, reference_nsam, target = first["reference"], first["reference_nsam"], first["target_error"]
+    return [
+        f"Label savings of {reference}: labels each baseline needs to reach {reference}'s mean test error "
+        f"{target:#.3g} at nsam = {reference_nsam} (log–log interpolation between tried budgets).",
+        "",
+        f"| baseline | labels needed (× {reference}'s) |",
+        "|---|---|",
+        *(f"| {method} | {entry['text']} |" for method, entry in savings.items()),
+    ]
+
+
+def _style(method: str, all_methods: list[str]) -> tuple[str, str]:
+    """Colour and marker of a method; unknown methods get the spare styles in name order."""
+    if method in _STYLE:
+        return _STYLE[method]
+    extras = sorted(m for m in all_methods if m not in _STYLE)
+    return _EXTRA_STYLES[extras.index(method) % len(_EXTRA_STYLES)]
+
+
+def plot(results: Results, path: Path, title: str) -> None:
+    """Log–log test error vs number of labels, one line per method, std as error bars.
+
+    Uses matplotlib's Agg backend through an explicit Figure, so it works headless and
+    never touches pyplot's global state (safe inside Ray workers and tests).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    fig = Figure(figsize=(7.0, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    methods = sorted(results, key=_method_key)
+    for method in methods:
+        nsam, mean = _curve(results[method])
+        std = np.array([results[method][str(int(n))]["std"] for n in nsam])
+        colour, marker = _style(method, methods)
+        emphasised = method == "sibcl"
+        ax.errorbar(
+            nsam, mean, yerr=std, label=method, color=colour, marker=marker,
+            linewidth=2.6 if emphasised else 1.4, markersize=8 if emphasised else 6,
+            capsize=3, elinewidth=1.0, zorder=3 if emphasised else 2,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [int(c) for c in _nsam_columns(results)]
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("number of labels (nsam)")
+    ax.set_ylabel("test error")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.5)
+    ax.grid(True, which="minor", alpha=0.2)
+    ax.legend(title="method")
+    fig.savefig(Path(path), dpi=150)
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy scalars and paths (common in benchmark cells) as plain JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def write_report(cells: list[dict[str, Any]], output: Path, title: str) -> dict[str, Any]:
+    """Write ``results.json``, ``results.md`` and ``label_efficiency.png`` into ``output``.
+
+    Returns (and saves as ``results.json``) ``{"title", "reference", "aggregate",
+    "savings", "cells"}``: the :func:`aggregate` output is nested under ``"aggregate"``
+    rather than merged at the top level, so no method name can collide with the other
+    keys. ``savings`` is ``{}`` when no ``sibcl`` cells were run. The returned dict is the
+    file read back, so it holds plain JSON types even if the cells held NumPy scalars.
+    """
+    if not cells:
+        raise ValueError("no benchmark cells to report")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    results = aggregate(cells)
+    savings = label_savings(results) if "sibcl" in results else {}
+    report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings, "cells": cells}
+    text = json.dumps(report, indent=2, default=_json_default, ensure_ascii=False)
+    (output / "results.json").write_text(text + "\n", encoding="utf-8")
+    markdown = f"# {title}\n\n{markdown_table(results, savings)}\n![label efficiency](label_efficiency.png)\n"
+    (output / "results.md").write_text(markdown, encoding="utf-8")
+    plot(results, output / "label_efficiency.png", title)
+    return json.loads((output / "results.json").read_text(encoding="utf-8"))

@@ -1,0 +1,30 @@
+"""Shared fixtures: one real local Ray per test module, scratch temp folders."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+# Ray's sockets need a short path, and every dashboard start leaves a /tmp/pymp-* folder:
+# keep all of it in one scratch folder per test session (RAY_NOTES.md).
+_SCRATCH = tempfile.mkdtemp(prefix="sibcl-", dir="/tmp")
+os.environ.setdefault("RAY_TMPDIR", _SCRATCH)
+os.environ.setdefault("TMPDIR", _SCRATCH)
+os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """A local Ray with 2 CPUs and trial-driver slots, shared by the tests of one module."""
+    import ray
+
+    # Workers import functions defined in test modules (plain Tune trainables) from tests/.
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
+    ray.init(num_cpus=2, resources={"trial_driver": 4}, include_dashboard=True, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield
+    ray.shutdown()

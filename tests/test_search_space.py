@@ -1,0 +1,61 @@
+"""Search-space files: the packaged ones load, malformed ones are refused in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ray import tune
+
+from sibcl_ray.errors import SearchSpaceError
+from sibcl_ray.search.space import default_space_path, load_space, to_tune, within
+from sibcl_ray.train.hparams import HPARAMS
+
+
+@pytest.mark.parametrize("problem", ["phc", "tise"])
+def test_packaged_spaces_cover_the_reference(problem: str) -> None:
+    space = load_space(default_space_path(problem))
+    for key in ("temperature", "aug_strength", "mix_ratio", "lr_pretrain", "lr_finetune"):
+        assert isinstance(space[key], dict), key
+    reference = {"temperature": 0.1, "aug_strength": 1.0, "mix_ratio": 1 / 3, "lr_pretrain": 1e-4,
+                 "lr_finetune": 1e-3, "batch_size": space["batch_size"]["values"][0], "finetune_batch_size": 32}
+    assert within(space, reference)
+    assert isinstance(to_tune(space)["temperature"], tune.search.sample.Float)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("temprature: 0.1\n", "key 'temprature': unknown parameter; allowed: temperature"),
+        ("temperature: {type: gaussian, low: 0.1, high: 1}\n", "type 'gaussian' is not a distribution"),
+        ("temperature: {type: uniform, low: 1.0, high: 0.1}\n", "low 1.0 must be below high 0.1"),
+        ("temperature: {type: loguniform, low: 0.0, high: 1}\n", "outside the allowed range"),
+        ("temperature: {type: uniform, low: a, high: 1}\n", "low 'a' is not a number"),
+        ("batch_size: {type: choice, values: [32, 12.5]}\n", "choice value 12.5 is not an integer"),
+        ("batch_size: {type: choice, values: []}\n", "non-empty list"),
+        ("aug_strength: {type: uniform, low: 0.0, high: 2.0}\n", "high 2.0 is outside the allowed range [0.0, 1.0]"),
+        ("temperature: {type: uniform, low: 0.1}\n", "missing 'high'"),
+        ("temperature: {type: uniform, low: 0.1, high: 0.5, step: 2}\n", "unexpected 'step'"),
+        ("mix_ratio: {type: randint, low: 0, high: 1}\n", "randint is for integer parameters"),
+        ("- temperature\n", "must be a non-empty mapping"),
+        ("temperature: [1, 2\n", "not valid YAML"),
+        ("mix_ratio: true\n", "value True is not a number"),
+    ],
+)
+def test_malformed_space_is_refused_with_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(SearchSpaceError) as info:
+        load_space(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SearchSpaceError, match="no such file"):
+        load_space(tmp_path / "nope.yaml")
+
+
+def test_every_hparam_has_a_default_inside_its_range() -> None:
+    for name, (default, kind, low, high) in HPARAMS.items():
+        assert isinstance(default, kind) and low <= default <= high, name
