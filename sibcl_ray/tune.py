@@ -96,8 +96,12 @@ def run(args: argparse.Namespace) -> dict:
         if per_trial_gpus:
             fits = min(fits, int(resources.get("GPU", 0) // per_trial_gpus))
         if fits < 1:
-            raise SibclError(f"one trial needs {per_trial_cpus:g} CPUs and {per_trial_gpus:g} GPUs but the cluster has "
-                             f"{resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs")
+            needs = (f"one trial needs {per_trial_cpus:g} CPUs and {per_trial_gpus:g} GPUs but the cluster has "
+                     f"{resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs now")
+            if args.address is None:
+                raise SibclError(needs)
+            print(f"note: {needs}; trials wait for the autoscaler to add nodes", flush=True)
+            fits = 1
         settings = SearchSettings(
             problem=args.problem, problem_options=options, preset=preset, space=space, output=output,
             storage=storage.resolve(args.storage or output),
