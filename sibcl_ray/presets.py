@@ -34,6 +34,9 @@ class Preset:
     #: ASHA: first rung (epochs) and reduction factor.
     grace_period: int = 2
     reduction_factor: int = 2
+    #: Label-efficiency benchmark defaults: label budgets and fine-tuning seeds.
+    bench_nsam: tuple[int, ...] = (50, 100, 200, 400, 800, 1600, 3200)
+    bench_seeds: int = 3
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,12 +46,12 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke", n_unlabeled=200, n_surrogate=100, n_train_pool=50, n_val=50, n_test=50,
         nsam=50, num_samples=2, pretrain_epochs=2, finetune_epochs=4, model_size="small",
-        shard_size=50, grace_period=2,
+        shard_size=50, grace_period=2, bench_nsam=(25, 50), bench_seeds=1,
     ),
     "quick": Preset(
         name="quick", n_unlabeled=2000, n_surrogate=1000, n_train_pool=200, n_val=100, n_test=400,
         nsam=100, num_samples=6, pretrain_epochs=6, finetune_epochs=30, model_size="small",
-        grace_period=4,
+        grace_period=4, bench_nsam=(50, 100, 200), bench_seeds=2,
     ),
     "paper": Preset(
         name="paper", n_unlabeled=20000, n_surrogate=10000, n_train_pool=3200, n_val=500, n_test=2000,

@@ -152,9 +152,11 @@ def dos_label(
 
     Bands are solved on the KGRID points irreducible under ``symmetry`` ('time_reversal' for
     any cell, 313 points; 'c4v' only for C4v-symmetric cells such as centred rods, 91
-    points, ValueError when the cell's |DFT| lacks the symmetry) and weighted by orbit size.  ``smoothing`` is the σ of a Gaussian in f̃ applied
-    to the bin averages (0 disables it); the raw DOS is computed 4σ beyond both ends of the
-    grid so that the smoothing has no edge effects.
+    points, ValueError when the cell's |DFT| lacks the symmetry) and weighted by orbit
+    size.  ``smoothing`` is the σ of a Gaussian in f̃ applied to the bin averages (0
+    disables it); the raw DOS is computed 4σ beyond both ends of the grid so that the
+    smoothing has no edge effects.  The f = 0 mode at Γ (velocity 0) is a delta of weight
+    1/625 at f̃ = 0, i.e. in the first bins, outside METRIC_MASK.
 
     Completeness: all modes that can reach the grid are included, not a fixed number of
     bands.  A mode contributes only within |v|·h√2 of its centre value (h = 0.02, half the
@@ -184,7 +186,10 @@ def dos_label(
 
 
 def dos_labels(eps_batch: np.ndarray, **opts) -> np.ndarray:
-    """(B, 400) DOS labels of a batch of cells (`dos_label` keyword options)."""
+    """(B, 400) DOS labels of a batch of cells (`dos_label` keyword options).
+
+    A plain loop: the per-k eigensolves dominate and batching across cells would not share them.
+    """
     return np.array([dos_label(eps, **opts)[1] for eps in eps_batch])
 
 

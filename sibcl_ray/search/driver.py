@@ -44,18 +44,46 @@ class TrialJob:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     fixed_hparams: dict[str, Any] = field(default_factory=dict)
+    #: Checkpoint folder to start from (a pretrained encoder reused across nsam and seeds).
+    init_state: str | None = None
 
     @property
     def total_epochs(self) -> int:
         return (self.pretrain_epochs if get_method(self.method).pretrains else 0) + self.finetune_epochs
 
-    def loop_config(self, hparams: dict[str, Any], trial_name: str) -> dict[str, Any]:
+    def splits_needed(self) -> tuple[str, ...]:
+        """The splits this run reads: pretraining's only if it pretrains, ``train`` only if it fine-tunes."""
+        method = get_method(self.method)
+        needed = ["val"]
+        if self.finetune_epochs:
+            needed.append("train")
+        if method.pretrains and self.pretrain_epochs:
+            needed += [s for s in method.needs() if s not in ("train", "val")]
+        return tuple(needed)
+
+    def loop_config(self, hparams: dict[str, Any], run_name: str) -> dict[str, Any]:
         return {
             "problem": self.problem, "problem_options": self.problem_options, "method": self.method,
             "model_size": self.model_size, "pretrain_epochs": self.pretrain_epochs,
-            "finetune_epochs": self.finetune_epochs, "seed": self.seed, "trial_name": trial_name,
-            "hparams": with_defaults({**self.fixed_hparams, **hparams}),
+            "finetune_epochs": self.finetune_epochs, "seed": self.seed, "trial_name": run_name,
+            "hparams": with_defaults({**self.fixed_hparams, **hparams}), "splits": self.splits_needed(),
+            "init_state": self.init_state,
         }
+
+
+def fit_run(job: TrialJob, hparams: dict[str, Any], name: str, callbacks: list[Any] | None = None) -> Any:
+    """Read the job's splits with Ray Data and fit one TorchTrainer run named ``name``."""
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    datasets = {
+        split: split_dataset([Path(p) for p in job.splits[split][0]], job.nsam if split == "train" else job.splits[split][1])
+        for split in job.splits_needed()
+    }
+    trainer = build_trainer(
+        job.loop_config(hparams, name), datasets, name=name, storage_path=job.storage_path,
+        num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker, gpus_per_worker=job.gpus_per_worker,
+        callbacks=callbacks,
+    )
+    return trainer.fit()
 
 
 def run_trial(config: dict[str, Any], job: TrialJob) -> None:
@@ -65,17 +93,7 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     if finished is not None:  # restored after its Train run ended: Train would report nothing
         tune.report(finished)
         return
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    datasets = {
-        split: split_dataset([Path(p) for p in job.splits[split][0]], job.nsam if split == "train" else job.splits[split][1])
-        for split in get_method(job.method).needs()
-    }
-    trainer = build_trainer(
-        job.loop_config(config, name), datasets, name=name, storage_path=job.storage_path,
-        num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker, gpus_per_worker=job.gpus_per_worker,
-        callbacks=[TuneReportCallback()],
-    )
-    trainer.fit()
+    fit_run(job, config, name, callbacks=[TuneReportCallback()])
 
 
 def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | None:

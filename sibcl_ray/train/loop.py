@@ -47,7 +47,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank = ctx.get_world_rank()
     device = ray.train.torch.get_device()
 
-    data = {name: _load_split(problem, name, device) for name in method.needs()}
+    data = {name: _load_split(problem, name, device) for name in config["splits"]}
+    torch.manual_seed(int(config["seed"]))  # same initial weights on every rank and every rerun
     model = SIBCLNet(problem.model_spec(config["model_size"]), problem.label_dim)
     if config.get("init_state"):
         model.load_state_dict(load_state(config["init_state"])["model"])

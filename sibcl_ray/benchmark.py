@@ -1,0 +1,133 @@
+"""``python -m sibcl_ray.benchmark``: the label-efficiency curve — test error against labels, per method.
+
+Every method of SIBCL.md (``sibcl, ssl, tl, tl-i, sl, sl-i``) runs in one harness: the same
+encoder, fine-tuning, validation-based model selection and whole-test-set evaluation. Each
+pretraining method pretrains once, and that encoder is fine-tuned for every label budget
+and seed. Every pretraining run and every (method, nsam, seed) cell is a Ray Train run
+driven by a Ray task holding no CPU, so cells run side by side on every free CPU or GPU.
+
+Resumable: a finished cell is a JSON file under ``<output>/cells`` and is never rerun;
+an interrupted Train run is named after its cell and continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
+from sibcl_ray.errors import SibclError
+from sibcl_ray.presets import PRESETS, get_preset
+from sibcl_ray.search.space import load_space
+from sibcl_ray.train.methods import METHODS, get_method
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of one curve: a method fine-tuned on ``nsam`` labels with one seed."""
+
+    method: str
+    nsam: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-n{self.nsam}-s{self.seed}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sibcl_ray.benchmark",
+        description="Label-efficiency benchmark: test error of every method at every label budget, over seeds. "
+                    "Writes results.json, results.md (table + label savings of SIB-CL) and label_efficiency.png.",
+    )
+    add_problem_arguments(parser)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)} (default all)")
+    parser.add_argument("--nsam", help="comma-separated label budgets (default: the preset's, e.g. 50,100,200 for quick)")
+    parser.add_argument("--seeds", type=int, help="fine-tuning seeds per budget (default: the preset's)")
+    parser.add_argument("--preset", default="quick", help=f"run size, one of: {', '.join(PRESETS)} (default quick)")
+    parser.add_argument("--config", type=Path, help="hyperparameters as YAML constants, e.g. a search's best_config.yaml "
+                                                    "(default: the reference values)")
+    parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/benchmark-<problem>-<preset>)")
+    add_data_arguments(parser)
+    parser.add_argument("--max-concurrent", type=int, help="Train runs at once (default: as many as the CPUs/GPUs allow)")
+    parser.add_argument("--workers-per-run", type=int, default=1, help="DDP workers per Train run (default 1)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
+    parser.add_argument("--gpus-per-worker", type=float, help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")
+    return parser
+
+
+def _parse_list(text: str | None, default: tuple[int, ...], flag: str) -> tuple[int, ...]:
+    if text is None:
+        return default
+    try:
+        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise SibclError(f"{flag} {text!r} is not a comma-separated list of integers") from None
+    if not values or values[0] < 2:
+        raise SibclError(f"{flag} {text!r}: give at least one budget, each at least 2")
+    return values
+
+
+def load_hparams(path: Path | None) -> dict[str, Any]:
+    """Hyperparameters from a YAML file of constants (a search's best_config.yaml), checked."""
+    if path is None:
+        return {}
+    values = load_space(path)
+    searched = [k for k, v in values.items() if isinstance(v, dict)]
+    if searched:
+        raise SibclError(f"--config {path}: key {searched[0]!r} is a distribution; a config holds constants only")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(run, build_parser(), argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = problem_options(args)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    for m in methods:
+        get_method(m)
+    if not methods:
+        raise SibclError("--methods is empty: give at least one of " + ", ".join(METHODS))
+    preset = get_preset(args.preset, problem=args.problem)
+    nsams = _parse_list(args.nsam, preset.bench_nsam, "--nsam")
+    seeds = args.seeds if args.seeds is not None else preset.bench_seeds
+    if seeds < 1:
+        raise SibclError(f"--seeds {seeds} must be at least 1")
+    hparams = load_hparams(args.config)
+    output = (args.output or Path("sibcl_runs") / f"benchmark-{args.problem}-{preset.name}").expanduser().absolute()
+    (output / "cells").mkdir(parents=True, exist_ok=True)
+    cells = [Cell(m, n, args.seed + s) for m in methods for n in nsams for s in range(seeds)]
+
+    import ray
+
+    from sibcl_ray.session import start_ray
+
+    start_ray(args.address, driver_slots=64)
+    try:
+        resources = ray.cluster_resources()
+        gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
+        per_run = {"CPU": args.workers_per_run * args.cpus_per_worker, "GPU": args.workers_per_run * gpus}
+        fits = min(int(resources.get(k, 0) // v) for k, v in per_run.items() if v)
+        concurrent = max(1, args.max_concurrent or fits)
+        from sibcl_ray.experiments import run_benchmark
+
+        results = run_benchmark(
+            problem=args.problem, problem_options=options, preset=preset, cells=cells, hparams=hparams,
+            output=output, data_root=args.data_dir.expanduser(), seed=args.seed, max_concurrent=concurrent,
+            workers=args.workers_per_run, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=gpus,
+        )
+    finally:
+        ray.shutdown()
+    print(Path(output / "results.md").read_text())
+    print(f"results: {output}/results.json, results.md, label_efficiency.png ({results['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Ray orchestration of the label-efficiency benchmark: pretraining runs, then fine-tuning cells.
+
+Each run is a Ray task that takes a trial-driver slot (no CPU) and fits its own TorchTrainer
+(``search.driver.fit_run``), so Ray schedules the Train workers of many runs side by side.
+A cell is submitted as soon as the pretraining of its method has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from sibcl_ray.data.generate import generate
+from sibcl_ray.presets import Preset
+from sibcl_ray.report import write_report
+from sibcl_ray.search.driver import TrialJob, finished_run_metrics, fit_run
+from sibcl_ray.search.run import driver_resources
+from sibcl_ray.train.evaluate import test_error
+from sibcl_ray.train.methods import get_method
+
+
+def _task_options() -> dict[str, Any]:
+    """Ray task options equivalent to a Tune trial driver's resources."""
+    resources = driver_resources()
+    options: dict[str, Any] = {"num_cpus": resources.pop("cpu"), "max_retries": 2, "retry_exceptions": False}
+    if resources:
+        options["resources"] = resources
+    return options
+
+
+def _pretrain(job: TrialJob, hparams: dict[str, Any], name: str) -> str:
+    """Pretrain once; returns the checkpoint folder of the pretrained encoder."""
+    done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
+    if done is not None:
+        return done["checkpoint_path"]
+    return fit_run(job, hparams, name).checkpoint.path
+
+
+def _finetune_and_test(job: TrialJob, hparams: dict[str, Any], name: str, model_size: str,
+                       test_paths: list[Path], n_test: int) -> dict[str, Any]:
+    """Fine-tune (model selection on validation) and evaluate the selected model on test, once."""
+    done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
+    if done is not None:
+        checkpoint, val_error = done["checkpoint_path"], done["val_error"]
+    else:
+        result = fit_run(job, hparams, name)
+        checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
+    test = test_error(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test)
+    return {"val_error": float(val_error), **test, "checkpoint": checkpoint}
+
+
+def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Preset, cells: list[Any],
+                  hparams: dict[str, Any], output: Path, data_root: Path, seed: int, max_concurrent: int,
+                  workers: int, cpus_per_worker: float, gpus_per_worker: float) -> dict[str, Any]:
+    """Run (or finish) every cell and write results.json, results.md and the plot."""
+    start = time.perf_counter()
+    methods = sorted({c.method for c in cells})
+    pretraining = [m for m in methods if get_method(m).pretrains]
+    counts = {"train": max(c.nsam for c in cells), "val": preset.n_val, "test": preset.n_test}
+    for m in pretraining:
+        for split in get_method(m).needs():
+            if split in ("unlabeled", "surrogate"):
+                counts[split] = preset.n_unlabeled if split == "unlabeled" else preset.n_surrogate
+    data = generate(problem, problem_options, counts, data_root, seed, preset.shard_size)
+    base = TrialJob(
+        problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,
+        pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts["train"],
+        seed=seed, splits={s: ([str(p) for p in ps], counts[s]) for s, ps in data.paths.items()},
+        storage_path=str(output / "train"), experiment="benchmark", num_workers=workers,
+        cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, fixed_hparams=hparams,
+    )
+    cell_dir = output / "cells"
+    finished = {c.name: json.loads((cell_dir / f"{c.name}.json").read_text()) for c in cells
+                if (cell_dir / f"{c.name}.json").exists()}
+    todo = [c for c in cells if c.name not in finished]
+    options = _task_options()
+    pretrain_task = ray.remote(_pretrain).options(**options)
+    cell_task = ray.remote(_finetune_and_test).options(**options)
+
+    bar = tqdm(total=len(cells), initial=len(finished), unit="cell", desc=f"benchmark {problem}")
+    # Pretraining runs first, then cells as their encoders become ready; at most max_concurrent
+    # Train runs exist at once (each holds a driver task and a Train controller while it waits).
+    queue: list[tuple[str, Any]] = [("pretrain", m) for m in pretraining if any(c.method == m for c in todo)]
+    queue += [("cell", (c, None)) for c in todo if not get_method(c.method).pretrains]
+    pending: dict[Any, tuple[str, Any]] = {}
+    while queue or pending:
+        while queue and len(pending) < max_concurrent:
+            kind, what = queue.pop(0)
+            if kind == "pretrain":
+                job = replace(base, method=what, finetune_epochs=0, nsam=0)
+                pending[pretrain_task.remote(job, {}, f"pretrain-{what}-s{seed}")] = (kind, what)
+            else:
+                cell, init_state = what
+                job = replace(base, method=cell.method, nsam=cell.nsam, seed=cell.seed, pretrain_epochs=0,
+                              init_state=init_state)
+                ref = cell_task.remote(job, {}, f"finetune-{cell.name}", preset.model_size, data.paths["test"], preset.n_test)
+                pending[ref] = (kind, cell)
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        kind, what = pending.pop(ready[0])
+        value = ray.get(ready[0])
+        if kind == "pretrain":
+            tqdm.write(f"pretrained {what}: {value}")
+            queue += [("cell", (c, value)) for c in todo if c.method == what]
+            continue
+        record = {"method": what.method, "nsam": what.nsam, "seed": what.seed, **value}
+        tmp = cell_dir / f".{what.name}.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, cell_dir / f"{what.name}.json")
+        finished[what.name] = record
+        bar.update(1)
+        bar.set_postfix_str(f"{what.name}: test {value['test_error']:.4f}")
+    bar.close()
+
+    title = f"{problem} ({preset.name}): test error vs labels"
+    results = write_report(list(finished.values()), output, title)
+    results["wall_s"] = time.perf_counter() - start
+    return results
