@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sibcl_ray.physics.planewave import DEFAULT_PLANE_WAVES, tm_bands, tm_modes_below
+from sibcl_ray.physics.planewave import DEFAULT_PLANE_WAVES, reduced_tm_bands, tm_modes_below
 
 __all__ = [
     "KGRID",
@@ -196,12 +196,13 @@ def dos_labels(eps_batch: np.ndarray, **opts) -> np.ndarray:
 def bands_label(eps: np.ndarray, *, plane_waves: int | None = None) -> np.ndarray:
     """(6, 625): the 6 lowest TM frequencies at every KGRID point (solved on the 313 TR-irreducible)."""
     points, _, inverse = reduced_kgrid("time_reversal")
-    return tm_bands(eps, points, 6, plane_waves=plane_waves)[inverse].T
+    return reduced_tm_bands(eps, points, 6, plane_waves=plane_waves)[inverse].T
 
 
 TARGET_LABEL_OPTS: dict = {"plane_waves": DEFAULT_PLANE_WAVES, "symmetry": "time_reversal"}
 """`dos_label` options for target (level-set) cells; see benchmarks/bench_photonic.py."""
 
 SURROGATE_LABEL_OPTS: dict = {"plane_waves": 7, "symmetry": "c4v"}
-"""`dos_label` options for centred-rod surrogate cells: 7×7 plane waves and the 91-point
-C4v wedge (rods are inversion-symmetric, so the eigensolves are also real)."""
+"""`dos_label` options for centred-rod surrogate cells: 7×7 plane waves, direct real
+eigensolves (rods are inversion-symmetric) on the 91-point C4v wedge: ~20× cheaper than a
+target label, ~1e-3 DOS error vs 21×21."""

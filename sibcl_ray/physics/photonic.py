@@ -1,7 +1,8 @@
 """Photonic crystals (`phc`): public API, re-exported from its three modules.
 
 - `unit_cells`: the random target (level-set) and surrogate (centred rod) cells;
-- `planewave`: TM bands and Hellmann–Feynman group velocities by plane-wave expansion;
+- `planewave`: TM bands and Hellmann–Feynman group velocities by plane-wave expansion
+  (direct, or through a reduced basis for the many k-points of a label);
 - `dos`: KGRID/FTILDE, the Gilat–Raubenheimer DOS label and the bands label.
 
 NumPy/SciPy only.
@@ -24,9 +25,14 @@ from sibcl_ray.physics.dos import (
 )
 from sibcl_ray.physics.planewave import (
     DEFAULT_PLANE_WAVES,
+    SAMPLE_K,
+    ReducedModel,
     epsilon_fourier,
+    epsilon_matrix,
     inverse_epsilon_matrix,
     plane_wave_indices,
+    reduced_model,
+    reduced_tm_bands,
     tm_bands,
     tm_modes_below,
 )
@@ -41,6 +47,11 @@ from sibcl_ray.physics.unit_cells import (
 __all__ = [
     "DEFAULT_PLANE_WAVES",
     "DEFAULT_SMOOTHING",
+    "SAMPLE_K",
+    "ReducedModel",
+    "epsilon_matrix",
+    "reduced_model",
+    "reduced_tm_bands",
     "FTILDE",
     "KGRID",
     "METRIC_MASK",
