@@ -17,7 +17,3 @@ class ShardError(SibclError):
 
 class SearchSpaceError(SibclError):
     """A search-space file is malformed."""
-
-
-class NonFiniteLossError(SibclError):
-    """Training produced a NaN or infinite loss; the trial is stopped, not the search."""

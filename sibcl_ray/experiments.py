@@ -18,6 +18,7 @@ import ray
 from tqdm import tqdm
 
 from sibcl_ray.data.generate import generate
+from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.report import write_report
 from sibcl_ray.search.driver import TrialJob, finished_run_metrics, fit_run
@@ -51,6 +52,8 @@ def _finetune_and_test(job: TrialJob, hparams: dict[str, Any], name: str, model_
         checkpoint, val_error = done["checkpoint_path"], done["val_error"]
     else:
         result = fit_run(job, hparams, name)
+        if result.metrics.get("stopped_reason"):
+            return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint.path}
         checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
     test = test_error(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test)
     return {"val_error": float(val_error), **test, "checkpoint": checkpoint}
@@ -115,10 +118,17 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         os.replace(tmp, cell_dir / f"{what.name}.json")
         finished[what.name] = record
         bar.update(1)
-        bar.set_postfix_str(f"{what.name}: test {value['test_error']:.4f}")
+        if "stopped_reason" in value:
+            tqdm.write(f"{what.name} stopped: {value['stopped_reason']}")
+        else:
+            bar.set_postfix_str(f"{what.name}: test {value['test_error']:.4f}")
     bar.close()
 
     title = f"{problem} ({preset.name}): test error vs labels"
-    results = write_report(list(finished.values()), output, title)
+    good = [c for c in finished.values() if "stopped_reason" not in c]
+    if not good:
+        raise SibclError("every benchmark cell stopped on a non-finite loss; see " + str(cell_dir))
+    results = write_report(good, output, title)
+    results["stopped_cells"] = [c for c in finished.values() if "stopped_reason" in c]
     results["wall_s"] = time.perf_counter() - start
     return results

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from sibcl_ray.data import shards
 from sibcl_ray.errors import ShardError, SibclError
+from sibcl_ray.monitoring import record_labels
 from sibcl_ray.problems import get_problem
 
 
@@ -135,8 +136,7 @@ def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[s
     }
     manifests = {name: shards.read_manifest(folder / name) for name in {n for n, _ in todo}}
     bar = tqdm(total=len(todo) * shard_size, unit="sample", desc=f"labels {problem_name}", disable=not progress)
-    from sibcl_ray.monitoring import record_labels
-
+    start = time.perf_counter()
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         name, i = pending.pop(done[0])
@@ -144,6 +144,6 @@ def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[s
         manifests[name]["shards"][shards.shard_name(i)] = entry
         shards.write_manifest(folder / name, manifests[name])
         report.samples_computed[name] = report.samples_computed.get(name, 0) + entry["rows"]
-        record_labels(problem_name, name, entry["rows"], bar.format_dict.get("elapsed", 0.0))
+        record_labels(problem_name, name, entry["rows"], time.perf_counter() - start)
         bar.update(entry["rows"])
     bar.close()

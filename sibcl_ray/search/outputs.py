@@ -11,6 +11,7 @@ import yaml
 
 #: Trial outcomes in trials.csv.
 COMPLETED, STOPPED, ERROR, UNFINISHED = "completed", "stopped_by_asha", "error", "unfinished"
+NON_FINITE = "non_finite_loss"
 
 
 def trial_rows(results: Any, statuses: dict[str, str], space: dict[str, Any]) -> list[dict[str, Any]]:
@@ -22,6 +23,8 @@ def trial_rows(results: Any, statuses: dict[str, str], space: dict[str, Any]) ->
         status = statuses.get(trial_id, "ERROR" if result.error else "UNKNOWN")
         if result.error is not None or status == "ERROR":
             outcome = ERROR
+        elif metrics.get("stopped_reason"):
+            outcome = NON_FINITE
         elif metrics.get("training_complete"):
             outcome = COMPLETED
         elif status == "TERMINATED":
@@ -31,7 +34,8 @@ def trial_rows(results: Any, statuses: dict[str, str], space: dict[str, Any]) ->
         row = {"trial_id": trial_id, "status": status, "outcome": outcome}
         row.update({key: result.config.get(key) for key in space})
         row.update({key: metrics.get(key) for key in ("val_error", "phase", "epochs_done", "best_finetune_epoch")})
-        row["error"] = str(result.error).strip().splitlines()[-1][:300] if result.error is not None else ""
+        row["error"] = (str(result.error).strip().splitlines()[-1][:300] if result.error is not None
+                        else metrics.get("stopped_reason", ""))
         rows.append(row)
     return sorted(rows, key=lambda r: r["trial_id"])
 

@@ -10,6 +10,9 @@ resumes where it stopped:
   surrogate-trained predictor (zero-shot transfer), the only error available then;
 - while fine-tuning, it is the validation error of the best fine-tuning epoch so far —
   the model that is kept (selection on validation only, never on test).
+A non-finite loss or validation error stops the run cleanly instead of failing it (a retry
+would only repeat it): every rank agrees on it at the end of the epoch, the last report
+carries ``val_error = inf`` and ``stopped_reason``, and the search goes on without it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import ray.train
 import ray.train.torch
 import torch
 
-from sibcl_ray.errors import NonFiniteLossError
 from sibcl_ray.learning.losses import nt_xent, supervised_loss
 from sibcl_ray.learning.models import SIBCLNet
 from sibcl_ray.learning.transforms import make_augmenter
@@ -60,7 +62,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     pre_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
     fine_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_finetune"], weight_decay=1e-5)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(fine_opt, mode="min", factor=0.1, patience=5)
-    state: dict[str, Any] = {"epochs_done": 0, "best_val": math.inf, "best_epoch": -1, "best_model": None}
+    state: dict[str, Any] = {"epochs_done": 0, "best_val": math.inf, "best_epoch": -1, "best_model": None,
+                             "resumed_at": []}
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
@@ -69,12 +72,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         pre_opt.load_state_dict(saved["pre_opt"])
         fine_opt.load_state_dict(saved["fine_opt"])
         plateau.load_state_dict(saved["plateau"])
-        state = {k: saved[k] for k in state}
+        state = {k: saved.get(k, state[k]) for k in state}
+        state["resumed_at"] = [*state["resumed_at"], state["epochs_done"]]
 
     gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + rank * 104729 + state["epochs_done"])
     augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
     losses = _Losses(problem, config)
 
+    if state["epochs_done"]:
+        print(f"{config.get('trial_name', 'run')}: resumed from the checkpoint after epoch {state['epochs_done']}", flush=True)
     for epoch in range(state["epochs_done"], total_epochs):
         metrics: dict[str, Any]
         if epoch < pretrain_epochs:
@@ -92,6 +98,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                            best_finetune_epoch=state["best_epoch"], lr=fine_opt.param_groups[0]["lr"])
         state["epochs_done"] = epoch + 1
         metrics.update(epochs_done=epoch + 1, training_complete=epoch + 1 == total_epochs)
+        if not math.isfinite(metrics.get("val_error_epoch", metrics["val_error"])) and losses.problem is None:
+            losses.problem = f"non-finite validation error at epoch {epoch + 1} of {losses.context}"
+        if _any_rank(losses.problem is not None):
+            reason = losses.problem or "non-finite loss on another worker"
+            print(f"stopped: {reason}", flush=True)
+            metrics.update(val_error=math.inf, stopped_reason=reason, training_complete=False)
+            _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
+            return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
             from sibcl_ray.monitoring import record_pretraining_throughput
 
@@ -100,16 +114,27 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 
 class _Losses:
-    """The problem's supervised losses, on network targets (label − offset)."""
+    """The problem's supervised losses (on label − offset), and the first non-finite loss seen."""
 
     def __init__(self, problem: Problem, config: dict[str, Any]) -> None:
         self.finetune = problem.finetune_loss
         self.surrogate = problem.surrogate_loss
-        self.context = f"trial {config.get('trial_name', '?')} ({config['method']}, hparams {config['hparams']})"
+        self.context = f"{config.get('trial_name', 'run')} ({config['method']}, hparams {config['hparams']})"
+        self.problem: str | None = None
 
     def check(self, loss: torch.Tensor, what: str, epoch: int) -> None:
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite {what} loss ({loss.item()}) at epoch {epoch + 1} of {self.context}")
+        """Remember a non-finite loss; training goes on to the epoch's end so DDP ranks stay in step."""
+        if self.problem is None and not torch.isfinite(loss):
+            self.problem = f"non-finite {what} loss ({loss.item()}) at epoch {epoch + 1} of {self.context}"
+
+
+def _any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on any rank (one all-reduce per epoch under DDP)."""
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _load_split(problem: Problem, name: str, device: torch.device) -> Arrays:
