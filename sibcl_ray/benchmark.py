@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         raise SibclError(f"--seeds {seeds} must be at least 1")
     hparams = load_hparams(args.config)
     output = (args.output or Path("sibcl_runs") / f"benchmark-{args.problem}-{preset.name}").expanduser().absolute()
+    from sibcl_ray import storage
+
+    for flag, where in (("--output", output), ("--data-dir", args.data_dir)):
+        storage.check_location(where, flag)
     (output / "cells").mkdir(parents=True, exist_ok=True)
     cells = [Cell(m, n, args.seed + s) for m in methods for n in nsams for s in range(seeds)]
 
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     start_ray(args.address, driver_slots=64)
     try:
         resources = ray.cluster_resources()
-        gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
+        gpus = args.gpus_per_worker if args.gpus_per_worker is not None else float(resources.get("GPU", 0) > 0)
         per_run = {"CPU": args.workers_per_run * args.cpus_per_worker, "GPU": args.workers_per_run * gpus}
         fits = min(int(resources.get(k, 0) // v) for k, v in per_run.items() if v)
         concurrent = max(1, args.max_concurrent or fits)

@@ -17,3 +17,7 @@ class ShardError(SibclError):
 
 class SearchSpaceError(SibclError):
     """A search-space file is malformed."""
+
+
+class SearchInterrupted(Exception):
+    """A search stopped (Ctrl-C) before every trial finished; the same command with --resume continues it."""

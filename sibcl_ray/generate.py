@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sibcl_ray import storage
+
     options = problem_options(args)
     counts = split_counts(args)
+    storage.check_location(args.data_dir, "--data-dir")
     preset = get_preset(args.preset, problem=args.problem)
 
     import ray

@@ -7,6 +7,7 @@ submissions, which run arbitrary code. Reach a cluster's with ``ray dashboard cl
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import ray
@@ -19,6 +20,8 @@ WORKER_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "PYTHONUNBUFFERED": "1
 
 def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None = None) -> str:
     """Start a local Ray (``address`` None) or join one; returns the dashboard URL (or '')."""
+    if address not in (None, "auto"):
+        check_reachable(address)
     os.environ.update(WORKER_ENV)
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": dict(WORKER_ENV)}, "log_to_driver": True}
     if address is None:
@@ -35,6 +38,19 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
     if url:
         print(f"Ray dashboard: http://{url}  (jobs, trials, metrics; local only)", flush=True)
     return url
+
+
+def check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when nothing listens at ``address`` (ray.init retries for long)."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SibclError(f"--address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise SibclError(f"cannot reach a Ray cluster at --address {address} ({err.strerror or err}); use 'auto' on a "
+                         "cluster node, ray://HOST:10001 from outside, or leave it out for a local Ray") from None
 
 
 def is_multi_node() -> bool:

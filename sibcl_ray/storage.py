@@ -49,6 +49,24 @@ def mount_type(path: str) -> str:
     return kind
 
 
+def check_location(location: str | Path, flag: str) -> None:
+    """Refuse, before Ray starts, a URI whose scheme pyarrow cannot open or a folder that cannot exist."""
+    text = str(location)
+    if is_uri(text):
+        scheme = text.split("://", 1)[0]
+        if scheme not in ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file"):
+            raise SibclError(f"{flag} {text}: unsupported URI scheme {scheme!r}; use a folder, s3://, gs://, abfs:// or hdfs://")
+        return
+    path = Path(text).expanduser()
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise SibclError(f"{flag} {text}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise SibclError(f"{flag} {text}: {parent} is not writable")
+            return
+
+
 def check_storage(location: str | None, flag: str, multi_node: bool) -> None:
     """Refuse a storage place that the nodes of a multi-node cluster cannot all reach."""
     if not multi_node:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
-from sibcl_ray.errors import SibclError
+from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.presets import PRESETS, get_preset
 from sibcl_ray.search.space import default_space_path, load_space
 
@@ -39,14 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs/GPUs allow)")
     parser.add_argument("--workers-per-trial", type=int, default=1, help="DDP workers per trial (default 1)")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
-    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Train worker (default 0)")
+    parser.add_argument("--gpus-per-worker", type=float,
+                        help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")
+    parser.add_argument("--search", default="tpe-asha", choices=("tpe-asha", "random"),
+                        help="tpe-asha (default): Optuna TPE with ASHA early stopping; random: random search, "
+                             "every trial to the end (the baseline of the search benchmark)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> int:
-        from sibcl_ray.search.run import SearchInterrupted
-
         try:
             summary = run(args)
         except SearchInterrupted as stop:
@@ -72,15 +74,23 @@ def run(args: argparse.Namespace) -> dict:
                              ("--max-concurrent", args.max_concurrent if args.max_concurrent is not None else 1, 1)):
         if value < low:
             raise SibclError(f"{flag} {value} must be at least {low}")
-    if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
+    if args.cpus_per_worker <= 0 or (args.gpus_per_worker or 0) < 0:
         raise SibclError(f"--cpus-per-worker {args.cpus_per_worker} must be > 0 and --gpus-per-worker "
                          f"{args.gpus_per_worker} must be >= 0")
+    from sibcl_ray import storage
+
     output = (args.output or Path("sibcl_runs") / f"{args.problem}-{preset.name}").expanduser().absolute()
+    for flag, where in (("--output", output), ("--data-dir", args.data_dir), ("--storage", args.storage)):
+        if where is not None:
+            storage.check_location(where, flag)
     output.mkdir(parents=True, exist_ok=True)
+    if args.resume:
+        from sibcl_ray.search.run import latest_experiment
+
+        latest_experiment(storage.join(storage.resolve(args.storage or output), "tune"), f"{args.problem}-{preset.name}-")
 
     import ray
 
-    from sibcl_ray import storage
     from sibcl_ray.search.run import SearchSettings, run_search
     from sibcl_ray.session import is_multi_node, start_ray
 
@@ -89,9 +99,10 @@ def run(args: argparse.Namespace) -> dict:
         multi_node = is_multi_node()
         storage.check_storage(args.storage, "--storage", multi_node)
         storage.check_storage(str(args.data_dir.expanduser()), "--data-dir", multi_node)
-        per_trial_cpus = args.workers_per_trial * args.cpus_per_worker
-        per_trial_gpus = args.workers_per_trial * args.gpus_per_worker
         resources = ray.cluster_resources()
+        gpus_per_worker = args.gpus_per_worker if args.gpus_per_worker is not None else float(resources.get("GPU", 0) > 0)
+        per_trial_cpus = args.workers_per_trial * args.cpus_per_worker
+        per_trial_gpus = args.workers_per_trial * gpus_per_worker
         fits = int(resources.get("CPU", 1) // per_trial_cpus)
         if per_trial_gpus:
             fits = min(fits, int(resources.get("GPU", 0) // per_trial_gpus))
@@ -108,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
             data_root=args.data_dir.expanduser(), seed=args.seed, num_samples=num_samples,
             max_concurrent=max(1, min(args.max_concurrent or fits, num_samples)),
             workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
-            gpus_per_worker=args.gpus_per_worker,
+            gpus_per_worker=gpus_per_worker, search=args.search,
         )
         return run_search(settings, resume=args.resume)
     finally:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sibcl_ray.search.space import default_space_path, load_space, within
+from sibcl_ray.train.checkpoints import load_state
 
 
 def _tune(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -20,38 +26,49 @@ def _tune(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--problem", "maxwell"], "error: unknown problem 'maxwell': allowed values are phc, tise"),
-        (["--problem", "phc", "--preset", "huge"], "error: unknown preset 'huge': allowed values are smoke, quick, paper"),
-        (["--problem", "phc", "--nsam", "0"], "error: --nsam 0 is out of range"),
-        (["--problem", "phc", "--num-samples", "0"], "error: --num-samples 0 must be at least 1"),
-        (["--problem", "phc", "--dim", "2"], "error: --dim 2 applies to --problem tise only"),
-        (["--problem", "phc", "--search-space", "/nonexistent.yaml"], "error: search space /nonexistent.yaml: no such file"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = _tune(*args, "--output", str(tmp_path / "out"), cwd=tmp_path, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith(message), result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr
-
-
 @pytest.mark.slow
-def test_smoke_run_end_to_end(tmp_path: Path) -> None:
+def test_smoke_search_interrupted_then_resumed_end_to_end(tmp_path: Path) -> None:
+    """SIGINT mid-search, then --resume: every trial exactly once, the running one from its checkpoint."""
     out = tmp_path / "out"
-    result = _tune("--problem", "phc", "--preset", "smoke", "--output", str(out), "--data-dir", str(tmp_path / "data"),
-                   cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Ray dashboard: http://127.0.0.1:8265" in result.stdout
+    args = ["--problem", "phc", "--preset", "smoke", "--num-samples", "3", "--max-concurrent", "1",
+            "--output", str(out), "--data-dir", str(tmp_path / "data")]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    first = subprocess.Popen([sys.executable, "-m", "sibcl_ray.tune", *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in first.stdout:  # wait for one finished trial ...
+        seen.append(line)
+        if re.search(r"Trial run_trial_\w+ completed after", line):
+            break
+    deadline = time.monotonic() + 180  # ... and a checkpoint of the next one
+    while time.monotonic() < deadline and len([d for d in (out / "train").iterdir() if any(d.glob("checkpoint_*"))]) < 2:
+        time.sleep(0.5)
+    first.send_signal(signal.SIGINT)
+    rest, _ = first.communicate(timeout=180)
+    text = "".join(seen) + rest
+    assert re.search(r"Ray dashboard: http://127\.0\.0\.1:\d+", text)  # 8265 unless another Ray holds it
+    assert first.returncode == 130, text[-3000:]
+    assert "continue it with the same command and --resume" in text
+
+    resumed = _tune(*args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     for key in ("problem", "preset", "best_config", "val_error", "test_error", "nsam", "n_trials", "wall_s"):
         assert key in summary
-    assert summary["problem"] == "phc" and summary["preset"] == "smoke" and summary["n_trials"] == 2
+    assert summary["problem"] == "phc" and summary["preset"] == "smoke" and summary["n_trials"] == 3
     assert math.isfinite(summary["val_error"]) and math.isfinite(summary["test_error"])
-    # an untrained network is far off: the relative L1 error of predicting the empty lattice is ~0.3+
+    # the predictor of the empty lattice scores ~0.08 on this metric; the smoke model must not be absurd
     assert 0 < summary["test_error"] < 0.3
     assert within(load_space(default_space_path("phc")), summary["best_config"])
-    assert summary["labels_computed"] > 0
+    assert summary["labels_computed"] == 0  # the second run reused every shard
+
+    with open(out / "trials.csv") as handle:
+        trials = list(csv.DictReader(handle))
+    assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
+    assert {t["outcome"] for t in trials} <= {"completed", "stopped_by_asha"}
+    resumed_runs = [load_state(c)["resumed_at"] for c in out.glob("train/*/checkpoint_*")
+                    if (c / "state.pt").exists() and load_state(c)["resumed_at"]]
+    assert resumed_runs and all(r[0] >= 1 for r in resumed_runs)  # continued, not restarted
+    best = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best["temperature"] == summary["best_config"]["temperature"]
+    assert (out / "search_history.png").stat().st_size > 10_000

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from optuna.samplers import TPESampler
+from optuna.samplers import RandomSampler, TPESampler
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from sibcl_ray import storage
 from sibcl_ray.data.generate import GenerationReport, generate
-from sibcl_ray.errors import SibclError
+from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.presets import Preset
 from sibcl_ray.search.driver import TrialJob, run_trial
@@ -38,10 +38,6 @@ from sibcl_ray.train.methods import get_method
 DRIVER_RESOURCE = "trial_driver"
 SETTINGS_FILE = "search_settings.json"
 STATUS_FILE = "trial_status.json"
-
-
-class SearchInterrupted(Exception):
-    """The search stopped (Ctrl-C) before every trial finished; it can be resumed."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +56,14 @@ class SearchSettings:
     cpus_per_worker: float
     gpus_per_worker: float
     method: str = "sibcl"
+    #: "tpe-asha" (Optuna TPE + ASHA) or "random" (random search, every trial to the end).
+    search: str = "tpe-asha"
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed search to be the same search."""
         return {"problem": self.problem, "problem_options": self.problem_options, "preset": asdict(self.preset),
-                "space": self.space, "seed": self.seed, "num_samples": self.num_samples, "method": self.method}
+                "space": self.space, "seed": self.seed, "num_samples": self.num_samples, "method": self.method,
+                "search": self.search}
 
 
 class _TrialStatuses(tune.Callback):
@@ -104,7 +103,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
     tune_root = storage.join(settings.storage, "tune")
     prefix = f"{settings.problem}-{settings.preset.name}-"
     if resume:
-        experiment_dir = _latest_experiment(tune_root, prefix)
+        experiment_dir = latest_experiment(tune_root, prefix)
         _check_same_search(experiment_dir, settings)
         experiment = experiment_dir.rstrip("/").split("/")[-1]
     else:
@@ -178,17 +177,21 @@ def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str
 
 
 def _new_tuner(settings: SearchSettings, job: TrialJob, trainable: Any, tune_root: str, status_file: Path) -> tune.Tuner:
+    if settings.search == "random":
+        sampler: Any = RandomSampler(seed=settings.seed)
+        scheduler: Any = FIFOScheduler()
+    else:
+        sampler = TPESampler(seed=settings.seed, n_startup_trials=max(2, settings.num_samples // 3))
+        scheduler = ASHAScheduler(time_attr="epochs_done", max_t=job.total_epochs,
+                                  grace_period=min(settings.preset.grace_period, job.total_epochs),
+                                  reduction_factor=settings.preset.reduction_factor)
     return tune.Tuner(
         trainable,
         param_space=to_tune(settings.space),
         tune_config=tune.TuneConfig(
             metric="val_error", mode="min", num_samples=settings.num_samples,
-            search_alg=ConcurrencyLimiter(
-                OptunaSearch(sampler=TPESampler(seed=settings.seed, n_startup_trials=max(2, settings.num_samples // 3))),
-                max_concurrent=settings.max_concurrent),
-            scheduler=ASHAScheduler(time_attr="epochs_done", max_t=job.total_epochs,
-                                    grace_period=min(settings.preset.grace_period, job.total_epochs),
-                                    reduction_factor=settings.preset.reduction_factor),
+            search_alg=ConcurrencyLimiter(OptunaSearch(sampler=sampler), max_concurrent=settings.max_concurrent),
+            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
                                   callbacks=[_TrialStatuses(status_file), _BestValidation(settings.problem)]),
@@ -202,7 +205,8 @@ def _store_settings(experiment_dir: str, settings: SearchSettings) -> None:
         Path(experiment_dir, SETTINGS_FILE).write_text(json.dumps(settings.identity(), indent=1))
 
 
-def _latest_experiment(tune_root: str, prefix: str) -> str:
+def latest_experiment(tune_root: str, prefix: str) -> str:
+    """The newest restorable search named ``prefix*`` in ``tune_root``."""
     candidates = [d for d in storage.list_dirs(tune_root, prefix) if tune.Tuner.can_restore(d)]
     if not candidates:
         raise SibclError(f"--resume: no search named {prefix}* to resume in {tune_root}; run without --resume to start one")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ray import tune
 
 from sibcl_ray.errors import SearchSpaceError
 from sibcl_ray.train.hparams import HPARAMS
@@ -98,6 +97,8 @@ def _check_entry(path: Path, key: str, value: Any) -> Any:
 
 def to_tune(space: dict[str, Any]) -> dict[str, Any]:
     """Ray Tune's search-space objects for a validated space (constants stay constants)."""
+    from ray import tune  # here, not at import: argument errors should not wait for Tune to load
+
     out: dict[str, Any] = {}
     for key, spec in space.items():
         if not isinstance(spec, dict):

@@ -1,0 +1,79 @@
+"""The catalogue of bad inputs (README "Errors"): each gets one line, exit status 2, no traceback.
+
+Every case here is refused before Ray starts, so the whole catalogue runs in seconds per case.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SPACE_UNKNOWN = "temprature: 0.1\n"
+SPACE_LOW_HIGH = "temperature: {type: uniform, low: 1.0, high: 0.1}\n"
+CONFIG_DISTRIBUTION = "temperature: {type: uniform, low: 0.1, high: 0.2}\n"
+
+# (command module, arguments, expected start of the error line). {tmp} is a scratch folder,
+# {file} a regular file in it, {space_unknown}/{space_low_high}/{config_dist} files holding the texts above.
+CATALOGUE = [
+    ("tune", ["--problem", "maxwell"], "error: unknown problem 'maxwell': allowed values are phc, tise"),
+    ("tune", ["--problem", "phc", "--preset", "huge"], "error: unknown preset 'huge': allowed values are smoke, quick, paper"),
+    ("tune", ["--problem", "phc", "--nsam", "0"], "error: --nsam 0 is out of range: preset 'quick' has a labelled pool of 1..200"),
+    ("tune", ["--problem", "phc", "--nsam", "5000"], "error: --nsam 5000 is out of range"),
+    ("tune", ["--problem", "phc", "--num-samples", "0"], "error: --num-samples 0 must be at least 1"),
+    ("tune", ["--problem", "phc", "--workers-per-trial", "0"], "error: --workers-per-trial 0 must be at least 1"),
+    ("tune", ["--problem", "phc", "--max-concurrent", "0"], "error: --max-concurrent 0 must be at least 1"),
+    ("tune", ["--problem", "phc", "--cpus-per-worker", "0"], "error: --cpus-per-worker 0.0 must be > 0"),
+    ("tune", ["--problem", "phc", "--gpus-per-worker", "-1"], "error: --cpus-per-worker 1.0 must be > 0 and --gpus-per-worker -1.0 must be >= 0"),
+    ("tune", ["--problem", "phc", "--dim", "2"], "error: --dim 2 applies to --problem tise only, not 'phc'"),
+    ("tune", ["--problem", "tise", "--dim", "4"], "error: --dim 4 is not supported: allowed values are 2, 3"),
+    ("tune", ["--problem", "tise", "--surrogate", "dft"], "error: --surrogate 'dft' is unknown: allowed values are lowres, qho"),
+    ("tune", ["--problem", "phc", "--label", "gaps"], "error: --label 'gaps' is unknown: allowed values are dos, bands"),
+    ("tune", ["--problem", "phc", "--search-space", "/nonexistent.yaml"], "error: search space /nonexistent.yaml: no such file"),
+    ("tune", ["--problem", "phc", "--search-space", "{space_unknown}"], "error: search space {space_unknown}: key 'temprature': unknown parameter"),
+    ("tune", ["--problem", "phc", "--search-space", "{space_low_high}"], "error: search space {space_low_high}: key 'temperature': low 1.0 must be below high 0.1"),
+    ("tune", ["--problem", "phc", "--storage", "ftp://host/runs"], "error: --storage ftp://host/runs: unsupported URI scheme 'ftp'"),
+    ("tune", ["--problem", "phc", "--data-dir", "{file}/data"], "error: --data-dir {file}/data: {file} is a file, not a folder"),
+    ("tune", ["--problem", "phc", "--output", "{file}/out"], "error: --output {file}/out: {file} is a file, not a folder"),
+    ("tune", ["--problem", "phc", "--output", "{tmp}/fresh", "--resume"], "error: --resume: no search named phc-quick-* to resume in {tmp}/fresh/tune"),
+    ("tune", ["--problem", "phc", "--address", "nohost"], "error: --address 'nohost' is not HOST:PORT, ray://HOST:PORT or auto"),
+    ("tune", ["--problem", "phc", "--address", "127.0.0.1:1"], "error: cannot reach a Ray cluster at --address 127.0.0.1:1 (Connection refused)"),
+    ("generate", ["--problem", "phc", "--count", "train=many"], "error: --count 'train=many' is not SPLIT=N"),
+    ("generate", ["--problem", "phc", "--splits", "training"], "error: --splits: unknown split 'training': allowed values are unlabeled, surrogate, train, val, test"),
+    ("generate", ["--problem", "tise", "--label", "bands"], "error: --label bands applies to --problem phc only, not 'tise'"),
+    ("generate", ["--problem", "phc", "--data-dir", "{file}"], "error: --data-dir {file}: {file} is a file, not a folder"),
+    ("benchmark", ["--problem", "phc", "--methods", "sibcl,byol"], "error: unknown method 'byol': allowed values are sibcl, ssl, tl, tl-i, sl, sl-i"),
+    ("benchmark", ["--problem", "phc", "--nsam", "50,lots"], "error: --nsam '50,lots' is not a comma-separated list of integers"),
+    ("benchmark", ["--problem", "phc", "--seeds", "0"], "error: --seeds 0 must be at least 1"),
+    ("benchmark", ["--problem", "phc", "--config", "{config_dist}"], "error: --config {config_dist}: key 'temperature' is a distribution"),
+]
+
+
+@pytest.mark.parametrize("module, args, expected", CATALOGUE, ids=[f"{c[0]}:{' '.join(c[1])}" for c in CATALOGUE])
+def test_bad_input_gets_one_line(tmp_path: Path, module: str, args: list[str], expected: str) -> None:
+    names = {"tmp": str(tmp_path), "file": str(tmp_path / "a_file"), "space_unknown": str(tmp_path / "unknown.yaml"),
+             "space_low_high": str(tmp_path / "low_high.yaml"), "config_dist": str(tmp_path / "config.yaml")}
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "unknown.yaml").write_text(SPACE_UNKNOWN)
+    (tmp_path / "low_high.yaml").write_text(SPACE_LOW_HIGH)
+    (tmp_path / "config.yaml").write_text(CONFIG_DISTRIBUTION)
+    args = [a.format(**names) for a in args]
+    if module != "generate" and "--output" not in args:
+        args += ["--output", str(tmp_path / "out")]
+    result = subprocess.run([sys.executable, "-m", f"sibcl_ray.{module}", *args], cwd=tmp_path,
+                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(expected.format(**names)), lines[0]
+
+
+def test_catalogue_is_listed_in_the_readme() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert len(CATALOGUE) >= 20
+    for _, _, expected in CATALOGUE:
+        first_words = expected.split("{")[0][len("error: "):][:24]
+        assert first_words in readme, f"README's error catalogue misses: {first_words!r}"
