@@ -8,7 +8,7 @@ CPU cores, label generation included, and ``smoke`` in about two.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sibcl_ray.errors import SibclError
@@ -37,9 +37,6 @@ class Preset:
     #: Label-efficiency benchmark defaults: label budgets and fine-tuning seeds.
     bench_nsam: tuple[int, ...] = (50, 100, 200, 400, 800, 1600, 3200)
     bench_seeds: int = 3
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 PRESETS: dict[str, Preset] = {

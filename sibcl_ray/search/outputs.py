@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ def trial_rows(results: Any, statuses: dict[str, str], space: dict[str, Any]) ->
     rows = []
     for result in results:
         metrics = result.metrics or {}
-        trial_id = metrics.get("trial_id") or Path(result.path).name.split("_")[-3]
+        # a trial that failed before reporting has no metrics: its id is in its folder name
+        trial_id = metrics.get("trial_id") or re.search(r"_([0-9a-f]{8})_\d+_", Path(result.path).name).group(1)
         status = statuses.get(trial_id, "ERROR" if result.error else "UNKNOWN")
         if result.error is not None or status == "ERROR":
             outcome = ERROR
