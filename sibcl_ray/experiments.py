@@ -21,7 +21,7 @@ from sibcl_ray.data.generate import generate
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.report import write_report
-from sibcl_ray.search.driver import TrialJob, finished_run_metrics, fit_run
+from sibcl_ray.train.runs import RunSpec, finished_run_metrics, fit_run
 from sibcl_ray.search.run import driver_resources
 from sibcl_ray.train.evaluate import test_error
 from sibcl_ray.train.methods import get_method
@@ -36,7 +36,7 @@ def _task_options() -> dict[str, Any]:
     return options
 
 
-def _pretrain(job: TrialJob, hparams: dict[str, Any], name: str) -> str:
+def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str) -> str:
     """Pretrain once; returns the checkpoint folder of the pretrained encoder."""
     done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
     if done is not None:
@@ -44,7 +44,7 @@ def _pretrain(job: TrialJob, hparams: dict[str, Any], name: str) -> str:
     return fit_run(job, hparams, name).checkpoint.path
 
 
-def _finetune_and_test(job: TrialJob, hparams: dict[str, Any], name: str, model_size: str,
+def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_size: str,
                        test_paths: list[Path], n_test: int) -> dict[str, Any]:
     """Fine-tune (model selection on validation) and evaluate the selected model on test, once."""
     done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
@@ -72,7 +72,7 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
             if split in ("unlabeled", "surrogate"):
                 counts[split] = preset.n_unlabeled if split == "unlabeled" else preset.n_surrogate
     data = generate(problem, problem_options, counts, data_root, seed, preset.shard_size)
-    base = TrialJob(
+    base = RunSpec(
         problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,
         pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts["train"],
         seed=seed, splits={s: ([str(p) for p in ps], counts[s]) for s, ps in data.paths.items()},

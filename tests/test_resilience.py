@@ -23,7 +23,7 @@ from ray.util import state as ray_state
 
 from sibcl_ray.data import shards
 from sibcl_ray.data.generate import generate
-from sibcl_ray.search.driver import TrialJob, fit_run
+from sibcl_ray.train.runs import RunSpec, fit_run
 from sibcl_ray.train.checkpoints import load_state
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.slow]
@@ -54,13 +54,13 @@ def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]
     return thread, box
 
 
-def _job(data: Any, tmp_path: Path, **overrides: Any) -> TrialJob:
+def _job(data: Any, tmp_path: Path, **overrides: Any) -> RunSpec:
     fields = dict(problem="tise", problem_options=TISE_2D, method="sl", model_size="small", pretrain_epochs=0,
                   finetune_epochs=3, nsam=40, seed=0,
                   splits={s: ([str(p) for p in ps], data.counts[s]) for s, ps in data.paths.items()},
                   storage_path=str(tmp_path / "train"), experiment="resilience")
     fields.update(overrides)
-    return TrialJob(**fields)
+    return RunSpec(**fields)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from ray import tune
 
 from sibcl_ray.presets import get_preset
-from sibcl_ray.search.driver import TrialJob
+from sibcl_ray.train.runs import RunSpec
 from sibcl_ray.search.outputs import plot_search, trial_rows, write_trials_csv
 from sibcl_ray.search.run import SearchSettings, _new_tuner, best_finetuned
 from sibcl_ray.search.space import default_space_path, load_space, within
@@ -26,13 +26,13 @@ def synthetic_trial(config: dict) -> None:
                      "phase": "pretrain" if epoch <= 2 else "finetune", "training_complete": epoch == 8})
 
 
-def _settings(tmp_path: Path, seed: int, num_samples: int = 8) -> tuple[SearchSettings, TrialJob]:
+def _settings(tmp_path: Path, seed: int, num_samples: int = 8) -> tuple[SearchSettings, RunSpec]:
     preset = get_preset("smoke", pretrain_epochs=2, finetune_epochs=6, grace_period=2, reduction_factor=2)
     space = load_space(default_space_path("phc"))
     settings = SearchSettings(problem="phc", problem_options={}, preset=preset, space=space, output=tmp_path,
                               storage=str(tmp_path), data_root=tmp_path, seed=seed, num_samples=num_samples,
                               max_concurrent=2, workers_per_trial=1, cpus_per_worker=1, gpus_per_worker=0)
-    job = TrialJob(problem="phc", problem_options={}, method="sibcl", model_size="small", pretrain_epochs=2,
+    job = RunSpec(problem="phc", problem_options={}, method="sibcl", model_size="small", pretrain_epochs=2,
                    finetune_epochs=6, nsam=10, seed=seed, splits={}, storage_path=str(tmp_path / "train"),
                    experiment=f"synthetic-{seed}")
     return settings, job

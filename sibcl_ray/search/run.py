@@ -27,7 +27,8 @@ from sibcl_ray.data.generate import GenerationReport, generate
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.presets import Preset
-from sibcl_ray.search.driver import TrialJob, run_trial
+from sibcl_ray.search.driver import run_trial
+from sibcl_ray.train.runs import RunSpec
 from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.space import to_tune
 from sibcl_ray.train.evaluate import test_error
@@ -163,9 +164,9 @@ def _prepare_data(settings: SearchSettings) -> GenerationReport:
     return data
 
 
-def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str) -> TrialJob:
+def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str) -> RunSpec:
     preset = settings.preset
-    return TrialJob(
+    return RunSpec(
         problem=settings.problem, problem_options=settings.problem_options, method=settings.method,
         model_size=preset.model_size, pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs,
         nsam=preset.nsam, seed=settings.seed,
@@ -176,7 +177,7 @@ def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str
     )
 
 
-def _new_tuner(settings: SearchSettings, job: TrialJob, trainable: Any, tune_root: str, status_file: Path) -> tune.Tuner:
+def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root: str, status_file: Path) -> tune.Tuner:
     if settings.search == "random":
         sampler: Any = RandomSampler(seed=settings.seed)
         scheduler: Any = FIFOScheduler()

@@ -32,6 +32,7 @@ import torch
 from sibcl_ray.learning.losses import nt_xent, supervised_loss
 from sibcl_ray.learning.models import SIBCLNet
 from sibcl_ray.learning.transforms import make_augmenter
+from sibcl_ray.monitoring import record_pretraining_throughput
 from sibcl_ray.problems import Problem, get_problem
 from sibcl_ray.train.checkpoints import STATE_FILE, load_state
 from sibcl_ray.train.methods import Method, get_method
@@ -40,7 +41,7 @@ Arrays = dict[str, torch.Tensor]
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point of every Train worker; ``config`` is built by ``train.trainer.loop_config``."""
+    """Entry point of every Train worker; ``config`` is built by ``RunSpec.loop_config``."""
     torch.set_num_threads(max(1, int(config["threads"])))
     problem = get_problem(config["problem"], **config["problem_options"])
     method = get_method(config["method"])
@@ -107,8 +108,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
             return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
-            from sibcl_ray.monitoring import record_pretraining_throughput
-
             record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
         _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
 

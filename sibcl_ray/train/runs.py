@@ -1,0 +1,96 @@
+"""One Ray Train run as data (``RunSpec``) and its execution: datasets → TorchTrainer → fit.
+
+Shared by the Tune trial driver (``search.driver``) and the label-efficiency benchmark
+(``experiments``): both describe a run the same way and resume it the same way, by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray.data
+
+from sibcl_ray import storage
+from sibcl_ray.data.datasets import split_dataset
+from sibcl_ray.train.checkpoints import load_state
+from sibcl_ray.train.hparams import with_defaults
+from sibcl_ray.train.methods import get_method
+from sibcl_ray.train.trainer import build_trainer
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one Train run needs but its hyperparameters (shared by all trials of a search)."""
+
+    problem: str
+    problem_options: dict[str, Any]
+    method: str
+    model_size: str
+    pretrain_epochs: int
+    finetune_epochs: int
+    nsam: int
+    seed: int
+    #: split name → (shard paths, sample count); the train split is cut to ``nsam``.
+    splits: dict[str, tuple[list[str], int]]
+    storage_path: str
+    experiment: str
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    fixed_hparams: dict[str, Any] = field(default_factory=dict)
+    #: Checkpoint folder to start from (a pretrained encoder reused across nsam and seeds).
+    init_state: str | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        return (self.pretrain_epochs if get_method(self.method).pretrains else 0) + self.finetune_epochs
+
+    def splits_needed(self) -> tuple[str, ...]:
+        """The splits this run reads: pretraining's only if it pretrains, ``train`` only if it fine-tunes."""
+        method = get_method(self.method)
+        needed = ["val"]
+        if self.finetune_epochs:
+            needed.append("train")
+        if method.pretrains and self.pretrain_epochs:
+            needed += [s for s in method.needs() if s not in ("train", "val")]
+        return tuple(needed)
+
+    def loop_config(self, hparams: dict[str, Any], run_name: str) -> dict[str, Any]:
+        return {
+            "problem": self.problem, "problem_options": self.problem_options, "method": self.method,
+            "model_size": self.model_size, "pretrain_epochs": self.pretrain_epochs,
+            "finetune_epochs": self.finetune_epochs, "seed": self.seed, "trial_name": run_name,
+            "hparams": with_defaults({**self.fixed_hparams, **hparams}), "splits": self.splits_needed(),
+            "init_state": self.init_state,
+        }
+
+
+def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[Any] | None = None) -> Any:
+    """Read the job's splits with Ray Data and fit one TorchTrainer run named ``name``."""
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    datasets = {
+        split: split_dataset([Path(p) for p in job.splits[split][0]], job.nsam if split == "train" else job.splits[split][1])
+        for split in job.splits_needed()
+    }
+    trainer = build_trainer(
+        job.loop_config(hparams, name), datasets, name=name, storage_path=job.storage_path,
+        num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker, gpus_per_worker=job.gpus_per_worker,
+        callbacks=callbacks,
+    )
+    return trainer.fit()
+
+
+def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | None:
+    """The final metrics of a Train run whose last checkpoint has every epoch done, else None."""
+    for folder in reversed(storage.list_dirs(run_dir, "checkpoint_")):
+        try:
+            state = load_state(folder)
+        except FileNotFoundError:  # a checkpoint folder still being written when the run stopped
+            continue
+        if state["epochs_done"] >= total_epochs:
+            return {"val_error": state["best_val"], "epochs_done": state["epochs_done"], "phase": "finetune",
+                    "training_complete": True, "best_finetune_epoch": state["best_epoch"], "checkpoint_path": folder}
+        return None
+    return None
