@@ -55,7 +55,9 @@ def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_s
         if result.metrics.get("stopped_reason"):
             return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint.path}
         checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
-    test = test_error(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test)
+    # its own task: the driver holds no CPU, and the reference 3D model wants the GPU trials use
+    evaluate = ray.remote(num_cpus=1, num_gpus=1 if job.gpus_per_worker else 0)(test_error)
+    test = ray.get(evaluate.remote(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test))
     return {"val_error": float(val_error), **test, "checkpoint": checkpoint}
 
 

@@ -132,7 +132,8 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
                                 f"{settings.num_samples} trials; continue it with the same command and --resume")
     best = best_finetuned(results)
     checkpoint = _checkpoint_location(best.metrics["checkpoint_path"], settings.storage)
-    test = ray.get(ray.remote(num_cpus=1)(test_error).remote(
+    evaluate = ray.remote(num_cpus=1, num_gpus=1 if settings.gpus_per_worker else 0)(test_error)
+    test = ray.get(evaluate.remote(
         settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
         data.paths["test"], settings.preset.n_test))
     summary = {

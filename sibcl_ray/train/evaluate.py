@@ -22,10 +22,11 @@ def test_error(problem_name: str, problem_options: dict[str, Any], model_size: s
     state = load_state(checkpoint_dir)
     model = SIBCLNet(problem.model_spec(model_size), problem.label_dim)
     model.load_state_dict(state["best_model"] if state.get("best_model") is not None else state["model"])
-    model.eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
     data = read_split(test_paths, count)
     lo, hi = problem.input_range
     x = torch.from_numpy((data["x"] - lo) / (hi - lo)).float()
-    predicted = torch.cat([model(x[i : i + 512], head="predict") for i in range(0, len(x), 512)]).numpy()
+    predicted = torch.cat([model(x[i : i + 256].to(device), head="predict").cpu() for i in range(0, len(x), 256)]).numpy()
     errors = problem.errors(predicted + problem.label_offset(), data["y"])
     return {"test_error": float(np.mean(errors)), "test_error_std": float(np.std(errors)), "n_test": int(len(errors))}
