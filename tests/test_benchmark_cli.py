@@ -27,7 +27,8 @@ def test_benchmark_runs_every_cell_once_and_reports(tmp_path: Path) -> None:
         for nsam in ("25", "50"):
             cell = results["aggregate"][method][nsam]
             assert cell["n_seeds"] == 1 and math.isfinite(cell["mean"]) and 0 < cell["mean"] < 1
-    assert "sl" in results["savings"] and "| tl-i |" in (out / "results.md").read_text()
+    assert results["savings"] == {}  # savings are SIB-CL's, and sibcl was not among the methods
+    assert "| tl-i |" in (out / "results.md").read_text()
     assert (out / "label_efficiency.png").stat().st_size > 10_000
     cells = sorted(p.name for p in (out / "cells").glob("*.json"))
     assert cells == ["sl-n25-s0.json", "sl-n50-s0.json", "tl-i-n25-s0.json", "tl-i-n50-s0.json"]
