@@ -68,11 +68,9 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     start = time.perf_counter()
     methods = sorted({c.method for c in cells})
     pretraining = [m for m in methods if get_method(m).pretrains]
-    counts = {"train": max(c.nsam for c in cells), "val": preset.n_val, "test": preset.n_test}
-    for m in pretraining:
-        for split in get_method(m).needs():
-            if split in ("unlabeled", "surrogate"):
-                counts[split] = preset.n_unlabeled if split == "unlabeled" else preset.n_surrogate
+    sizes = preset.split_counts()
+    needed = {"val", "test"} | {s for m in pretraining for s in get_method(m).needs()}
+    counts = {s: n for s, n in sizes.items() if s in needed} | {"train": max(c.nsam for c in cells)}
     data = generate(problem, problem_options, counts, data_root, seed, preset.shard_size)
     base = RunSpec(
         problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,

@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def split_counts(args: argparse.Namespace) -> dict[str, int]:
     """Sizes of the requested splits: the preset's, then ``--count`` overrides."""
     preset = get_preset(args.preset, problem=args.problem)
-    sizes = {"unlabeled": preset.n_unlabeled, "surrogate": preset.n_surrogate, "train": preset.n_train_pool,
-             "val": preset.n_val, "test": preset.n_test}
+    sizes = preset.split_counts()
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
     for item in args.count:
         name, _, value = item.partition("=")

@@ -38,6 +38,11 @@ class Preset:
     bench_nsam: tuple[int, ...] = (50, 100, 200, 400, 800, 1600, 3200)
     bench_seeds: int = 3
 
+    def split_counts(self) -> dict[str, int]:
+        """Samples per dataset split (the names of ``data.shards.SPLITS``)."""
+        return {"unlabeled": self.n_unlabeled, "surrogate": self.n_surrogate, "train": self.n_train_pool,
+                "val": self.n_val, "test": self.n_test}
+
 
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(

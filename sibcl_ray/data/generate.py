@@ -106,7 +106,7 @@ def _plan(folder: Path, counts: dict[str, int], shard_size: int, repair: bool) -
             problem = shards.check_shard(path, entry, i * shard_size, shard_size, shards.SPLITS[name].labelled)
             if problem is None:
                 if entry is None:  # written by a run killed before it could record it
-                    manifest["shards"][path.name] = _entry_for(path, i * shard_size, shard_size)
+                    manifest["shards"][path.name] = shards.manifest_entry(path, i * shard_size, shard_size)
                     adopted = True
                 continue
             if problem != "missing":
@@ -119,10 +119,6 @@ def _plan(folder: Path, counts: dict[str, int], shard_size: int, repair: bool) -
         if adopted:
             shards.write_manifest(split_dir, manifest)
     return todo
-
-
-def _entry_for(path: Path, first_index: int, rows: int) -> dict[str, Any]:
-    return {"rows": rows, "first_index": first_index, "sha256": shards._sha256(path)}
 
 
 def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[str, Any], folder: Path,

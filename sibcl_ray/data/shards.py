@@ -85,9 +85,14 @@ def write_shard(path: Path, first_index: int, x: np.ndarray, y: np.ndarray | Non
     table = pa.table(columns)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
-    entry = {"rows": len(x), "first_index": first_index, "sha256": _sha256(tmp)}
+    entry = manifest_entry(tmp, first_index, len(x))
     os.replace(tmp, path)
     return entry
+
+
+def manifest_entry(path: Path, first_index: int, rows: int) -> dict[str, Any]:
+    """The manifest record of a shard file: row count, first sample index, SHA-256."""
+    return {"rows": rows, "first_index": first_index, "sha256": _sha256(path)}
 
 
 def read_manifest(split_dir: Path) -> dict[str, Any]:

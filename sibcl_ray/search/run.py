@@ -154,8 +154,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
 
 def _prepare_data(settings: SearchSettings) -> GenerationReport:
     preset = settings.preset
-    counts = {"unlabeled": preset.n_unlabeled, "surrogate": preset.n_surrogate, "train": preset.n_train_pool,
-              "val": preset.n_val, "test": preset.n_test}
+    counts = preset.split_counts()
     needed = get_method(settings.method).needs()
     counts = {s: n for s, n in counts.items() if s in needed or s == "test"}
     data = generate(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed, preset.shard_size)
