@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+import sibcl_ray.learning.transforms as transforms
 from sibcl_ray.learning.transforms import (
+    apply_geometry,
     apply_point_group,
     apply_translation,
     make_augmenter,
     point_group_maps,
+    point_group_ops,
     random_scale,
 )
 
@@ -53,6 +56,29 @@ def test_batched_translation_is_exact_roll() -> None:
     out3 = apply_translation(x3, s3)
     for b in range(2):
         assert torch.equal(out3[b], torch.roll(x3[b], shifts=tuple(s3[b].tolist()), dims=(0, 1, 2)))
+
+
+@pytest.mark.parametrize("shape, chunk, staged", [((40, 6, 6), 1 << 18, False), ((40, 6, 6), 100, False),
+                                                  ((53, 4, 4, 4), 1 << 18, True), ((53, 4, 4, 4), 200, True),
+                                                  ((53, 4, 4, 4), 200, False)])
+def test_batched_geometry_equals_per_sample_roll_permute_flip(shape: tuple[int, ...], chunk: int, staged: bool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sample gets its own shift and op in one call; chunking (CPU) and the 3D path
+    (three stages on a CPU, one gather elsewhere) change nothing."""
+    monkeypatch.setattr(transforms, "CPU_CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(transforms, "_staged_3d", lambda x: staged)
+    gen = torch.Generator().manual_seed(6)
+    dim, n = len(shape) - 1, shape[-1]
+    table = point_group_ops(dim)
+    x = torch.randn(shape[:1] + (n + 2,) + shape[2:], generator=gen)[:, 1:-1]  # not contiguous
+    ops = torch.randint(0, len(table), (shape[0],), generator=gen)
+    shifts = torch.randint(-3 * n, 3 * n, (shape[0], dim), generator=gen)
+    out = apply_geometry(x, ops, shifts)
+    for b in range(shape[0]):
+        perm, flips = table[int(ops[b])]
+        expected = torch.roll(x[b], tuple(shifts[b].tolist()), tuple(range(dim))).permute(perm)
+        flipped = [axis for axis, flip in enumerate(flips) if flip]
+        assert torch.equal(out[b], expected.flip(flipped) if flipped else expected)
 
 
 def test_scale_keeps_range_and_ratios() -> None:

@@ -1,4 +1,4 @@
-"""Batched invariance transforms on (B, *spatial) tensors: one gather per batch, no sample loop.
+"""Batched invariance transforms on (B, *spatial) tensors: a few gathers per batch, no sample loop.
 
 The ``strength`` a ∈ [0, 1] of an augmentation is one number with one meaning per transform:
 - ``translate``: periodic shifts drawn per sample and axis uniformly from ⌊a·N/2⌋ pixels
@@ -46,38 +46,134 @@ def point_group_maps(n: int, dim: int) -> torch.Tensor:
     return torch.stack(maps)
 
 
+@lru_cache(maxsize=16)
+def _read_tables(dim: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per point-group op: axis permutation (ops, dim), read indices and flat read offsets
+    (ops, dim, shift, n), and ``arange(dim)``: lookups instead of a flip, a remainder and a
+    stride product per call.
+
+    ``source[op, a, s, i]`` is the index that output index i along output axis a reads along
+    input axis perm[a] after a periodic shift s of that axis; ``offsets`` is it times that input
+    axis's stride (int32 on a CPU, where gathers take it, int64 elsewhere).
+    """
+    table = point_group_ops(dim)
+    perm = torch.tensor([perm for perm, _ in table])
+    flips = torch.tensor([flips for _, flips in table])
+    i = torch.arange(n)
+    flipped = torch.where(flips[:, :, None], n - 1 - i, i)  # (ops, dim, n)
+    source = (flipped[:, :, None, :] - i[None, None, :, None]) % n  # (ops, dim, shift, n)
+    offsets = source * (n ** (dim - 1 - perm))[:, :, None, None]
+    offsets = offsets.to(torch.int32 if device.type == "cpu" else torch.long)
+    return perm.to(device), source.to(device), offsets.to(device), torch.arange(dim, device=device)
+
+
+#: Oh ops on a CPU run as three stages that each read near-sequentially (see ``_geometry_3d``):
+#: a swap of the two leading axes (moving whole rows), a swap of the two trailing axes (inside
+#: each plane), and a leading swap again; every axis permutation of a cube is at most these three.
+_STAGE_SWAPS = ((1, 0, 2), (0, 2, 1), (1, 0, 2))
+
+
+@lru_cache(maxsize=1)
+def _oh_stages() -> torch.Tensor:
+    """(48, 3) bools: which of the three stage swaps make op k's axis permutation."""
+    chosen = []
+    for perm, _ in point_group_ops(3):
+        for use in itertools.product((False, True), repeat=3):
+            axes = (0, 1, 2)
+            for swap, used in zip(_STAGE_SWAPS, use):
+                axes = tuple(axes[a] for a in swap) if used else axes  # position a now holds input axis axes[a]
+            if axes == perm:
+                chosen.append(use)
+                break
+    return torch.tensor(chosen)
+
+
+#: On a CPU the transforms work through the batch this many elements at a time (1 MiB of
+#: float32), so that intermediate tensors and indices stay in cache.
+CPU_CHUNK_ELEMENTS = 1 << 18
+
+
+def _chunk(x: torch.Tensor) -> int:
+    """Samples per chunk: cache-sized on a CPU, the whole batch on an accelerator."""
+    per_sample = max(1, x[0].numel()) if x.shape[0] else 1
+    return max(1, CPU_CHUNK_ELEMENTS // per_sample) if x.device.type == "cpu" else max(1, x.shape[0])
+
+
+def _geometry_gather(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Any dimension: one ``torch.gather`` per chunk whose index is a sum of per-axis tables.
+
+    ``offsets`` (B, dim, n) holds, per output axis, the flat offset in a sample that each index
+    reads; output element i reads Σ_a offsets[a, i_a]. On a CPU the index is int32 (a quarter
+    of the cost to build; gather widens it).
+    """
+    batch, dim, n = x.shape[0], x.dim() - 1, x.shape[-1]
+    rest = offsets[:, -1]
+    for axis in range(dim - 2, 0, -1):
+        rest = (offsets[:, axis, :, None] + rest[:, None, :]).flatten(1)  # (B, n^(dim-1)): all axes but the first
+    lead, rest = offsets[:, 0, :, None], rest[:, None, :]
+    flat = x.reshape(batch, -1)
+    out = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
+    chunk = _chunk(x)
+    index = torch.empty((min(chunk, batch), n, rest.shape[-1]), dtype=offsets.dtype, device=x.device)
+    for start in range(0, batch, chunk):
+        stop = min(start + chunk, batch)
+        part = index[: stop - start]
+        torch.add(lead[start:stop], rest[start:stop], out=part)
+        torch.gather(flat[start:stop], 1, part.view(stop - start, -1), out=out[start:stop])
+    return out.view(x.shape)
+
+
+def _geometry_3d(x: torch.Tensor, ops: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """3D in three passes whose index tensors are a plane, not a sample, in size.
+
+    A full per-element index (``_geometry_gather``) is twice the data in int64 and its reads
+    wander over a whole 128 KiB sample; here stage 1 moves rows (a swap of the leading axes),
+    stage 2 gathers inside each 4 KiB plane with one (n², ) index per sample (a swap of the
+    trailing axes plus the last axis's shift and flip), and stage 3 moves rows again (a swap
+    plus the leading axes' shifts and flips). About 1.5× faster than one gather on a CPU.
+    """
+    batch, n = x.shape[0], x.shape[-1]
+    swap1, swap2, swap3 = _oh_stages().to(x.device)[ops].view(batch, 3, 1, 1).unbind(1)  # (B, 1, 1) each
+    i = torch.arange(n, device=x.device)
+    row, col = i.view(n, 1), i.view(1, n)
+    chunk = _chunk(x)
+    local = ((torch.arange(batch, device=x.device) % chunk) * n * n).view(batch, 1, 1)  # first row of a sample in its chunk
+    rows1 = (torch.where(swap1, col * n + row, row * n + col) + local).view(-1)
+    last = source[:, 2].view(batch, 1, n)
+    plane = torch.where(swap2, last * n + row, row * n + last).view(batch, 1, n * n)
+    first, second = source[:, 0].view(batch, n, 1), source[:, 1].view(batch, 1, n)
+    rows3 = (torch.where(swap3, second * n + first, first * n + second) + local).view(-1)
+    x_rows = x.reshape(batch * n * n, n)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out_rows = out.view(batch * n * n, n)
+    for start in range(0, batch, chunk):
+        stop = min(start + chunk, batch)
+        size, lo, hi = stop - start, start * n * n, stop * n * n
+        stage1 = x_rows[lo:hi].index_select(0, rows1[lo:hi])
+        stage2 = torch.gather(stage1.view(size, n, n * n), 2, plane[start:stop].expand(size, n, n * n))
+        torch.index_select(stage2.view(size * n * n, n), 0, rows3[lo:hi], out=out_rows[lo:hi])
+    return out
+
+
+def _staged_3d(x: torch.Tensor) -> bool:
+    """Whether ``x`` takes the three-stage path: 3D on a CPU (one gather is one kernel on a GPU)."""
+    return x.dim() == 4 and x.device.type == "cpu"
+
+
 def apply_geometry(x: torch.Tensor, ops: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Roll sample ``b`` of ``x`` (B, n, …, n) by ``shifts[b]``, then apply point-group op ``ops[b]``.
 
-    Batched without full-size index tensors: samples are grouped by axis permutation (at
-    most d! groups), then each axis gets one gather whose (B, n) index, broadcast over the
-    other axes, does that axis's flip and periodic shift together.
+    Output axis a of op (perm, flips) reads input axis perm[a] at a flipped, shifted index, so
+    the whole batch is a few gathers with small per-axis index tables: no loop over samples and
+    no grouping of samples by op. 3D inputs on a CPU take the three-stage path of
+    ``_geometry_3d``; everything else one gather per (cache-sized, on a CPU) chunk of samples.
     """
     dim, n = x.dim() - 1, x.shape[-1]
-    table = point_group_ops(dim)
-    perms = sorted({perm for perm, _ in table})
-    perm_of = torch.tensor([perms.index(perm) for perm, _ in table], device=x.device)[ops]
-    flips = torch.tensor([flip for _, flip in table], device=x.device)[ops]  # (B, dim)
-    y = x
-    if len(perms) > 1 and bool((perm_of != 0).any()):
-        y = x.clone()
-        for k, perm in enumerate(perms[1:], start=1):
-            chosen = (perm_of == k).nonzero().squeeze(1)
-            if len(chosen):
-                y[chosen] = x[chosen].permute(0, *(a + 1 for a in perm))
-    # rolling then permuting = permuting then rolling output axis a by the shift of input axis perm[a]
-    perm_table = torch.tensor(perms, device=x.device)[perm_of]  # (B, dim)
-    moved_shifts = shifts.gather(1, perm_table)
-    i = torch.arange(n, device=x.device)
-    flipped = torch.where(flips[:, :, None], n - 1 - i, i)  # (B, dim, n): output index after the flip
-    source = (flipped - moved_shifts[:, :, None]) % n  # (B, dim, n): source index along each axis
-    # one advanced-indexing pass with broadcast (B, 1, …, n, …, 1) indices: nothing of data size
-    index = [torch.arange(x.shape[0], device=x.device).view((-1,) + (1,) * dim)]
-    for axis in range(dim):
-        view = [x.shape[0]] + [1] * dim
-        view[axis + 1] = n
-        index.append(source[:, axis].view(view))
-    return y[tuple(index)]
+    perm, source, offsets, axes = _read_tables(dim, n, x.device)
+    moved = shifts.gather(1, perm[ops]).remainder_(n)  # (B, dim): shift of the input axis each output axis reads
+    if _staged_3d(x):
+        return _geometry_3d(x, ops, source[ops[:, None], axes, moved])
+    return _geometry_gather(x, offsets[ops[:, None], axes, moved])
 
 
 def apply_point_group(x: torch.Tensor, ops: torch.Tensor) -> torch.Tensor:
