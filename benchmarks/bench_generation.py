@@ -10,13 +10,12 @@ Efficiency = (throughput on N CPUs) / (N × throughput on 1 CPU). Prints a table
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 from pathlib import Path
 
 import ray
 
+from results_file import write_results
 from sibcl_ray.data.generate import generate
 
 
@@ -49,9 +48,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['cpus']} | {r['seconds']:.1f} | {r['samples_per_s']:.2f} | {100 * r['efficiency']:.0f}% |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "problem": args.problem,
-                                     "rows": rows}, indent=1))
+    write_results(args.json, {"problem": args.problem, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # one core, for this process and the MPB subprocess; before numpy loads
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,10 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results_file import write_results  # noqa: E402
 from sibcl_ray.physics import photonic as P  # noqa: E402
 from sibcl_ray.physics.planewave import REDUCED_MIN_PLANE_WAVES  # noqa: E402
 
@@ -78,14 +76,6 @@ for eps in cells:
     freqs.append(np.array(solver.all_freqs))
 np.savez(sys.argv[3], freqs=np.array(freqs), seconds=np.array(seconds))
 """
-
-
-def machine() -> dict:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
-        platform.processor(),
-    )
-    return {"cpu": cpu, "cores_used": 1, "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
 
 
 def relative_band_error(bands: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -235,7 +225,7 @@ def main() -> None:
     print(report(rows, extra, surrogate, mpbs, args.cells))
 
     result = {
-        "machine": machine(),
+        "cores_used": 1,
         "cells": args.cells,
         "seed": args.seed,
         "target_label_opts": P.TARGET_LABEL_OPTS,
@@ -248,9 +238,7 @@ def main() -> None:
             for m in mpbs
         ],
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json}")
+    write_results(args.json, result)
 
 
 if __name__ == "__main__":

@@ -17,19 +17,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 import scipy.sparse.linalg as sla  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results_file import write_results  # noqa: E402
 from sibcl_ray.physics.schrodinger import (  # noqa: E402
     ground_state_energies,
     ground_state_energy,
@@ -122,19 +120,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = [bench_dim(dim, args.n_samples, args.seed) for dim in args.dim]
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "threads": {v: os.environ[v] for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-    }
     print(_table(rows))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
-    print(f"wrote {args.json}")
+    write_results(args.json, {"results": rows})
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from results_file import write_results
 
 
 def search(kind: str, args: argparse.Namespace, data_dir: Path, out: Path) -> dict:
@@ -46,8 +47,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['search']} | {r['val_error']:.4f} | {r['test_error']:.4f} | {r['n_trials_completed']}/{r['n_trials']} | {r['wall_s']:.0f} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "rows": rows}, indent=1))
+    write_results(args.json, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -15,23 +15,19 @@ Each batch is timed at torch's default thread count (what a user gets) and at on
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from sibcl_ray.learning.transforms import apply_geometry
+from results_file import write_results
+from sibcl_ray.learning.transforms import apply_geometry, point_group_ops
 
 
 def _ops(dim: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """(axis permutation, flipped axes) per op, in the order of transforms.point_group_maps."""
-    return [(perm, tuple(a for a, f in enumerate(flips) if f))
-            for perm in itertools.permutations(range(dim)) for flips in itertools.product((False, True), repeat=dim)]
+    """(axis permutation, flipped axes) per op, numbered as ``apply_geometry`` numbers them."""
+    return [(perm, tuple(axis for axis, flip in enumerate(flips) if flip)) for perm, flips in point_group_ops(dim)]
 
 
 def draws(batch: int, dim: int, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -135,9 +131,7 @@ def main() -> None:
               f"{1e3 * r['reference_loop_s']:.1f} | {r['speedup_vs_reference_loop']:.0f}× | "
               f"{1e3 * r['idealised_loop_s']:.1f} | {r['speedup_vs_idealised_loop']:.1f}× | "
               f"{r['median_speedup_vs_reference_loop']:.0f}× |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                                     "torch": torch.__version__, "rows": rows}, indent=1))
+    write_results(args.json, {"rows": rows})
 
 
 if __name__ == "__main__":
