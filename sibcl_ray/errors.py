@@ -15,6 +15,10 @@ class ShardError(SibclError):
     """A Parquet shard is missing, truncated or does not match its manifest."""
 
 
+class CheckpointError(SibclError):
+    """A checkpoint folder has no readable state: missing, or cut short when its writer was stopped."""
+
+
 class SearchSpaceError(SibclError):
     """A search-space file is malformed."""
 

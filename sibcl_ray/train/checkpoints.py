@@ -6,16 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from sibcl_ray import storage
+from sibcl_ray.errors import CheckpointError
 
 STATE_FILE = "state.pt"
 
 
 def load_state(checkpoint: Any) -> dict[str, Any]:
-    """The saved state of a Ray ``Checkpoint``, or of a checkpoint folder (local path or URI)."""
+    """The saved state of a Ray ``Checkpoint``, or of a checkpoint folder (local path or URI).
+
+    A folder whose copy into storage was cut short (the driver stopped mid-upload) holds a
+    missing or truncated ``state.pt``; that is a :class:`CheckpointError` naming the folder,
+    so callers can fall back to an earlier checkpoint instead of failing deep inside torch.
+    """
     if isinstance(checkpoint, (str, Path)):
-        state = storage.load_torch(storage.join(str(checkpoint), STATE_FILE))
+        location = storage.join(str(checkpoint), STATE_FILE)
+        try:
+            state = storage.load_torch(location)
+        except Exception as err:  # torch raises RuntimeError, EOFError or UnpicklingError on a cut file
+            raise CheckpointError(f"checkpoint {location} is unreadable ({type(err).__name__}); "
+                                  "it was probably cut short when its run stopped") from None
         if state is None:
-            raise FileNotFoundError(f"no {STATE_FILE} in checkpoint {checkpoint}")
+            raise CheckpointError(f"checkpoint {checkpoint} has no {STATE_FILE}")
         return state
     with checkpoint.as_directory() as folder:
         return load_state(folder)
