@@ -38,6 +38,14 @@ def test_cut_short_checkpoint_is_a_one_line_checkpoint_error(run_dir: Path) -> N
         load_state(run_dir / "checkpoint_2026-11-24_04-18-33.000000")
 
 
+@pytest.mark.parametrize("kept_bytes", [0, 1, 1000])
+def test_any_cut_of_state_file_is_a_checkpoint_error(tmp_path: Path, kept_bytes: int) -> None:
+    state_file = _save(tmp_path / "checkpoint_x", epochs_done=1)
+    state_file.write_bytes(state_file.read_bytes()[:kept_bytes])  # torch fails differently at each length
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_state(tmp_path / "checkpoint_x")
+
+
 def test_finished_run_is_found_behind_cut_short_checkpoints(run_dir: Path) -> None:
     metrics = finished_run_metrics(str(run_dir), total_epochs=6)
     assert metrics is not None and metrics["checkpoint_path"].endswith("checkpoint_2026-11-24_04-18-31.559727")

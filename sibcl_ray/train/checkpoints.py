@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def load_state(checkpoint: Any) -> dict[str, Any]:
         location = storage.join(str(checkpoint), STATE_FILE)
         try:
             state = storage.load_torch(location)
-        except Exception as err:  # torch raises RuntimeError, EOFError or UnpicklingError on a cut file
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as err:  # what torch.load raises on a cut file
             raise CheckpointError(f"checkpoint {location} is unreadable ({type(err).__name__}); "
                                   "it was probably cut short when its run stopped") from None
         if state is None:
