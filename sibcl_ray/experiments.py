@@ -21,9 +21,8 @@ from sibcl_ray.data.generate import generate
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.report import write_report
-from sibcl_ray.train.runs import RunSpec, finished_run_metrics, fit_run
+from sibcl_ray.train.runs import RunSpec, finished_run_metrics, fit_run, test_error_in_task
 from sibcl_ray.search.run import driver_resources
-from sibcl_ray.train.evaluate import test_error
 from sibcl_ray.train.methods import get_method
 
 
@@ -55,9 +54,8 @@ def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_s
         if result.metrics.get("stopped_reason"):
             return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint.path}
         checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
-    # its own task: the driver holds no CPU, and the reference 3D model wants the GPU trials use
-    evaluate = ray.remote(num_cpus=1, num_gpus=1 if job.gpus_per_worker else 0)(test_error)
-    test = ray.get(evaluate.remote(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test))
+    test = test_error_in_task(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test,
+                              use_gpu=bool(job.gpus_per_worker))
     return {"val_error": float(val_error), **test, "checkpoint": checkpoint}
 
 

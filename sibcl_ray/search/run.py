@@ -28,10 +28,9 @@ from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.presets import Preset
 from sibcl_ray.search.driver import run_trial
-from sibcl_ray.train.runs import RunSpec
+from sibcl_ray.train.runs import RunSpec, test_error_in_task
 from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.space import to_tune
-from sibcl_ray.train.evaluate import test_error
 from sibcl_ray.train.methods import get_method
 
 #: Custom resource the trial drivers take instead of CPU: a driver only waits on its
@@ -132,10 +131,8 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
                                 f"{settings.num_samples} trials; continue it with the same command and --resume")
     best = best_finetuned(results)
     checkpoint = _checkpoint_location(best.metrics["checkpoint_path"], settings.storage)
-    evaluate = ray.remote(num_cpus=1, num_gpus=1 if settings.gpus_per_worker else 0)(test_error)
-    test = ray.get(evaluate.remote(
-        settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
-        data.paths["test"], settings.preset.n_test))
+    test = test_error_in_task(settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
+                              data.paths["test"], settings.preset.n_test, use_gpu=bool(settings.gpus_per_worker))
     summary = {
         "problem": settings.problem, "preset": settings.preset.name, "method": settings.method,
         "best_config": {k: best.config[k] for k in settings.space},

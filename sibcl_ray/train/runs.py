@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ray
 import ray.data
 
 from sibcl_ray import storage
 from sibcl_ray.data.datasets import split_dataset
 from sibcl_ray.errors import CheckpointError
 from sibcl_ray.train.checkpoints import load_state
+from sibcl_ray.train.evaluate import test_error
 from sibcl_ray.train.hparams import with_defaults
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.trainer import build_trainer
@@ -95,3 +97,11 @@ def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | No
                     "training_complete": True, "best_finetune_epoch": state["best_epoch"], "checkpoint_path": folder}
         return None
     return None
+
+
+def test_error_in_task(problem: str, problem_options: dict[str, Any], model_size: str, checkpoint: str,
+                       test_paths: list[Path], count: int, use_gpu: bool) -> dict[str, float]:
+    """``evaluate.test_error`` as its own Ray task: the calling driver holds no CPU, and the
+    reference 3D model wants the GPU its runs used (too slow on a CPU)."""
+    task = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(test_error)
+    return ray.get(task.remote(problem, problem_options, model_size, checkpoint, test_paths, count))
