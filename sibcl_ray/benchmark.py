@@ -110,12 +110,12 @@ def run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from sibcl_ray.session import start_ray
+    from sibcl_ray.session import gpus_per_worker, start_ray
 
     start_ray(args.address, driver_slots=64)
     try:
         resources = ray.cluster_resources()
-        gpus = args.gpus_per_worker if args.gpus_per_worker is not None else float(resources.get("GPU", 0) > 0)
+        gpus = gpus_per_worker(args.gpus_per_worker, resources)
         per_run = {"CPU": args.workers_per_run * args.cpus_per_worker, "GPU": args.workers_per_run * gpus}
         fits = min(int(resources.get(k, 0) // v) for k, v in per_run.items() if v)
         concurrent = max(1, args.max_concurrent or fits)

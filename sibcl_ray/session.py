@@ -53,5 +53,11 @@ def check_reachable(address: str) -> None:
                          "cluster node, ray://HOST:10001 from outside, or leave it out for a local Ray") from None
 
 
+def gpus_per_worker(requested: float | None, resources: dict[str, float]) -> float:
+    """GPUs per Train worker: as asked, else one when the cluster has GPUs (the reference's
+    models are sized for a GPU), else none."""
+    return requested if requested is not None else float(resources.get("GPU", 0) > 0)
+
+
 def is_multi_node() -> bool:
     return len([n for n in ray.nodes() if n.get("Alive")]) > 1

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> dict:
     import ray
 
     from sibcl_ray.search.run import SearchSettings, run_search
-    from sibcl_ray.session import is_multi_node, start_ray
+    from sibcl_ray.session import gpus_per_worker, is_multi_node, start_ray
 
     start_ray(args.address, driver_slots=max(num_samples, 1))
     try:
@@ -100,9 +100,9 @@ def run(args: argparse.Namespace) -> dict:
         storage.check_storage(args.storage, "--storage", multi_node)
         storage.check_storage(str(args.data_dir.expanduser()), "--data-dir", multi_node)
         resources = ray.cluster_resources()
-        gpus_per_worker = args.gpus_per_worker if args.gpus_per_worker is not None else float(resources.get("GPU", 0) > 0)
+        gpus = gpus_per_worker(args.gpus_per_worker, resources)
         per_trial_cpus = args.workers_per_trial * args.cpus_per_worker
-        per_trial_gpus = args.workers_per_trial * gpus_per_worker
+        per_trial_gpus = args.workers_per_trial * gpus
         fits = int(resources.get("CPU", 1) // per_trial_cpus)
         if per_trial_gpus:
             fits = min(fits, int(resources.get("GPU", 0) // per_trial_gpus))
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
             data_root=args.data_dir.expanduser(), seed=args.seed, num_samples=num_samples,
             max_concurrent=max(1, min(args.max_concurrent or fits, num_samples)),
             workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
-            gpus_per_worker=gpus_per_worker, search=args.search,
+            gpus_per_worker=gpus, search=args.search,
         )
         return run_search(settings, resume=args.resume)
     finally:
