@@ -12,10 +12,20 @@ from sibcl_ray.learning.transforms import (
     apply_point_group,
     apply_translation,
     make_augmenter,
-    point_group_maps,
     point_group_ops,
     random_scale,
 )
+
+
+def point_group_maps(n: int, dim: int) -> torch.Tensor:
+    """Every op of ``point_group_ops`` as one flat permutation of an n^dim grid, shape (ops, n^dim)."""
+    grid = torch.arange(n**dim).reshape((n,) * dim)
+    maps = []
+    for perm, flips in point_group_ops(dim):
+        axes = [axis for axis, flip in enumerate(flips) if flip]
+        op = grid.permute(perm)
+        maps.append((op.flip(axes) if axes else op).reshape(-1))
+    return torch.stack(maps)
 
 
 @pytest.mark.parametrize("n, dim, order", [(6, 2, 8), (4, 3, 48)])

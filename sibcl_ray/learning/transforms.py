@@ -30,22 +30,6 @@ def point_group_ops(dim: int) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
             for flips in itertools.product((False, True), repeat=dim)]
 
 
-@lru_cache(maxsize=8)
-def point_group_maps(n: int, dim: int) -> torch.Tensor:
-    """Flat gather indices of every point-group op on an n^dim grid, shape (ops, n^dim).
-
-    Row k is op k as one permutation of the grid (``x.permute(perm).flip(flipped axes)``);
-    used to check the group structure, not on the hot path.
-    """
-    grid = torch.arange(n**dim).reshape((n,) * dim)
-    maps = []
-    for perm, flips in point_group_ops(dim):
-        axes = [axis for axis, flip in enumerate(flips) if flip]
-        op = grid.permute(perm)
-        maps.append((op.flip(axes) if axes else op).reshape(-1))
-    return torch.stack(maps)
-
-
 @lru_cache(maxsize=16)
 def _read_tables(dim: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per point-group op: axis permutation (ops, dim), read indices and flat read offsets
