@@ -66,3 +66,33 @@ def test_larger_request_reuses_existing_shards(tmp_path: Path) -> None:
     _generate(tmp_path)
     bigger = generate("phc", {}, {"unlabeled": 30}, tmp_path, seed=1, shard_size=10, progress=False)
     assert bigger.samples_computed == {"unlabeled": 10}
+
+
+def test_a_preset_with_another_shard_size_reuses_and_extends_the_split(tmp_path: Path) -> None:
+    """`--preset smoke` (shards of 50) after `quick` (100) in one data dir: reuse, never refuse."""
+    _generate(tmp_path)  # shards of 10
+    smaller = generate("phc", {}, {"train": 15}, tmp_path, seed=1, shard_size=5, progress=False)
+    assert smaller.samples_computed == {} and len(smaller.paths["train"]) == 2
+    assert np.array_equal(shards.read_split(smaller.paths["train"], 15)["index"], np.arange(15))
+    bigger = generate("phc", {}, {"train": 35}, tmp_path, seed=1, shard_size=5, progress=False)
+    assert bigger.samples_computed == {"train": 20}  # two more shards, in the split's own size
+    manifest = json.loads((bigger.root / "train" / shards.MANIFEST).read_text())
+    assert manifest["shard_size"] == 10 and {e["rows"] for e in manifest["shards"].values()} == {10}
+
+    # a manifest from before the shard_size key: the size is read off its entries
+    manifest.pop("shard_size")
+    (bigger.root / "train" / shards.MANIFEST).write_text(json.dumps(manifest))
+    assert generate("phc", {}, {"train": 40}, tmp_path, seed=1, shard_size=5, progress=False).samples_computed == {}
+
+
+def test_a_manifest_that_disagrees_with_its_shards_never_advises_repair(tmp_path: Path) -> None:
+    report = _generate(tmp_path)
+    path = report.root / "train" / shards.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["shards"]["shard-00001.parquet"]["rows"] = 7  # edited by hand; the shard itself is fine
+    path.write_text(json.dumps(manifest))
+    before = {p.name: p.read_bytes() for p in (report.root / "train").glob("*.parquet")}
+    with pytest.raises(ShardError) as info:
+        _generate(tmp_path, repair=True)
+    assert "--repair" not in str(info.value) and "no shard was touched" in str(info.value)
+    assert {p.name: p.read_bytes() for p in (report.root / "train").glob("*.parquet")} == before

@@ -84,20 +84,31 @@ def generate(problem_name: str, problem_options: dict[str, Any], counts: dict[st
     report = GenerationReport(root=folder, counts=dict(counts))
     start = time.perf_counter()
     with _exclusive(folder):
-        todo = _plan(folder, counts, shard_size, repair)
-        _run(todo, problem_name, problem_options, folder, shard_size, seed, report, progress)
+        sizes = {name: _shard_size(folder / name, shard_size) for name in counts}
+        todo = _plan(folder, counts, sizes, repair)
+        _run(todo, problem_name, problem_options, folder, sizes, seed, report, progress)
     report.seconds = time.perf_counter() - start
     for name, count in counts.items():
-        report.paths[name] = shards.verified_shards(folder / name, count, shard_size, shards.SPLITS[name].labelled)
+        report.paths[name] = shards.verified_shards(folder / name, count, sizes[name], shards.SPLITS[name].labelled)
     return report
 
 
-def _plan(folder: Path, counts: dict[str, int], shard_size: int, repair: bool) -> list[tuple[str, int]]:
+def _shard_size(split_dir: Path, requested: int) -> int:
+    """The split's own shard size (kept from the run that created it), recorded in its manifest."""
+    split_dir.mkdir(exist_ok=True)
+    size = shards.split_shard_size(split_dir, requested)
+    manifest = shards.read_manifest(split_dir)
+    if manifest.get("shard_size") != size:
+        shards.write_manifest(split_dir, {**manifest, "shard_size": size})
+    return size
+
+
+def _plan(folder: Path, counts: dict[str, int], sizes: dict[str, int], repair: bool) -> list[tuple[str, int]]:
     """The (split, shard index) pairs still to compute; vets every existing shard."""
     todo = []
     for name, count in counts.items():
         split_dir = folder / name
-        split_dir.mkdir(exist_ok=True)
+        shard_size = sizes[name]
         manifest = shards.read_manifest(split_dir)
         adopted = False
         for i in range(shards.shards_needed(count, shard_size)):
@@ -109,6 +120,9 @@ def _plan(folder: Path, counts: dict[str, int], shard_size: int, repair: bool) -
                     manifest["shards"][path.name] = shards.manifest_entry(path, i * shard_size, shard_size)
                     adopted = True
                 continue
+            if problem.startswith("manifest says"):  # the file may be fine: never advise replacing it
+                raise ShardError(f"shard {path}: {problem}; {split_dir / shards.MANIFEST} disagrees with the "
+                                 "split's shard size (edited by hand?); no shard was touched")
             if problem != "missing":
                 if not repair:
                     raise ShardError(f"shard {path} is {problem}: rerun with --repair to regenerate it")
@@ -122,16 +136,16 @@ def _plan(folder: Path, counts: dict[str, int], shard_size: int, repair: bool) -
 
 
 def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[str, Any], folder: Path,
-         shard_size: int, seed: int, report: GenerationReport, progress: bool) -> None:
+         sizes: dict[str, int], seed: int, report: GenerationReport, progress: bool) -> None:
     if not todo:
         return
     pending = {
-        _make_shard.remote(problem_name, problem_options, name, i, shard_size, seed,
+        _make_shard.remote(problem_name, problem_options, name, i, sizes[name], seed,
                            str(folder / name / shards.shard_name(i))): (name, i)
         for name, i in todo
     }
     manifests = {name: shards.read_manifest(folder / name) for name in {n for n, _ in todo}}
-    bar = tqdm(total=len(todo) * shard_size, unit="sample", desc=f"labels {problem_name}", disable=not progress)
+    bar = tqdm(total=sum(sizes[name] for name, _ in todo), unit="sample", desc=f"labels {problem_name}", disable=not progress)
     start = time.perf_counter()
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)

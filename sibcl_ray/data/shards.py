@@ -9,6 +9,9 @@ Layout of one dataset (one problem signature and one seed)::
 Shard ``i`` of a split always holds samples ``i*shard_size … (i+1)*shard_size - 1`` drawn
 from a seed derived from (seed, split, i), so shards are reproducible, a larger run reuses
 the shards of a smaller one, and a crashed generation only redoes what is missing.
+A split's shard size is fixed by the run that creates it and recorded in its manifest
+(``split_shard_size``): a later run of another preset reads and extends the split in that
+size instead of calling its shards wrong.
 Shards are written to a temporary name and renamed, so a half-written file never carries
 a shard's name. No Ray here: the generation and loading glue lives beside this module.
 """
@@ -93,6 +96,21 @@ def write_shard(path: Path, first_index: int, x: np.ndarray, y: np.ndarray | Non
 def manifest_entry(path: Path, first_index: int, rows: int) -> dict[str, Any]:
     """The manifest record of a shard file: row count, first sample index, SHA-256."""
     return {"rows": rows, "first_index": first_index, "sha256": _sha256(path)}
+
+
+def split_shard_size(split_dir: Path, requested: int) -> int:
+    """The shard size a split was created with, or ``requested`` for a split with no shards yet.
+
+    Every shard is written full, so manifests from before the ``shard_size`` key carry it as
+    the row count of any of their entries.
+    """
+    manifest = read_manifest(split_dir)
+    if "shard_size" in manifest:
+        return int(manifest["shard_size"])
+    rows = {entry.get("rows") for entry in manifest["shards"].values()}
+    if len(rows) == 1 and isinstance(next(iter(rows)), int) and next(iter(rows)) > 0:
+        return int(next(iter(rows)))
+    return requested
 
 
 def read_manifest(split_dir: Path) -> dict[str, Any]:
