@@ -58,7 +58,7 @@ def _job(data: Any, tmp_path: Path, **overrides: Any) -> RunSpec:
     fields = dict(problem="tise", problem_options=TISE_2D, method="sl", model_size="small", pretrain_epochs=0,
                   finetune_epochs=3, nsam=40, seed=0,
                   splits={s: ([str(p) for p in ps], data.counts[s]) for s, ps in data.paths.items()},
-                  storage_path=str(tmp_path / "train"), experiment="resilience")
+                  storage_path=str(tmp_path / "train"), experiment="resilience", pretrain_steps=4, surrogate_steps=2)
     fields.update(overrides)
     return RunSpec(**fields)
 

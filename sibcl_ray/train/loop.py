@@ -1,15 +1,21 @@
 """The per-worker training loop: SIB-CL pretraining (or a baseline's), then fine-tuning.
 
 Runs inside a Ray Train ``TorchTrainer`` worker, under DDP when there are several. One
-"epoch" on the reported ``epochs_done`` counter is one pretraining epoch (a contrastive
-pass over the unlabeled target set, then a supervised pass over the surrogate set) or one
-fine-tuning pass over the ``nsam`` labels. Every epoch reports ``val_error`` and saves a
-checkpoint, so ASHA can compare trials at equal epochs and a restarted worker group
-resumes where it stopped:
-- while pretraining, ``val_error`` is the target validation error of the encoder with the
-  surrogate-trained predictor (zero-shot transfer), the only error available then;
-- while fine-tuning, it is the validation error of the best fine-tuning epoch so far —
-  the model that is kept (selection on validation only, never on test).
+"epoch" on the reported ``epochs_done`` counter is one pretraining epoch (a fixed number of
+contrastive steps on unlabeled target inputs, then a fixed number of supervised steps on
+the surrogate set: the same budget whatever the batch size, see ``presets``) or one
+fine-tuning pass over the ``nsam`` labels. Every epoch reports and saves a checkpoint, so
+ASHA can compare trials at equal epochs and a restarted worker group resumes where it
+stopped:
+- while pretraining, ``val_error`` is the zero-shot validation error of the encoder with
+  the surrogate-trained predictor; ``probe_val_error`` is the validation error of a
+  closed-form ridge probe fitted on the frozen features of the run's ``nsam`` labels
+  (``learning.probe``), ``knn_val_error`` the same with a 5-nearest-neighbour regressor, and
+  ``embedding_std`` the collapse monitor;
+- while fine-tuning, ``val_error`` is the validation error of the best fine-tuning epoch
+  so far — the model that is kept (selection on validation only, never on test);
+- ``rung_error`` is what early stopping compares: the pretraining signal named by the
+  run's ``rung_metric`` while pretraining, ``val_error`` while fine-tuning.
 A non-finite loss or validation error stops the run cleanly instead of failing it (a retry
 would only repeat it): every rank agrees on it at the end of the epoch, the last report
 carries ``val_error = inf`` and ``stopped_reason``, and the search goes on without it.
@@ -31,6 +37,7 @@ import torch
 
 from sibcl_ray.learning.losses import nt_xent, supervised_loss
 from sibcl_ray.learning.models import SIBCLNet
+from sibcl_ray.learning.probe import embedding_std, knn_predict, ridge_fit, ridge_predict
 from sibcl_ray.learning.transforms import make_augmenter
 from sibcl_ray.monitoring import record_pretraining_throughput
 from sibcl_ray.problems import Problem, get_problem
@@ -85,9 +92,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for epoch in range(state["epochs_done"], total_epochs):
         metrics: dict[str, Any]
         if epoch < pretrain_epochs:
-            metrics = _pretrain_epoch(model, pre_opt, data, method, hp, augment, gen, losses, epoch)
+            metrics = _pretrain_epoch(model, pre_opt, data, method, hp, augment, gen, losses, epoch,
+                                      int(config["pretrain_steps"]), int(config["surrogate_steps"]))
             metrics["val_error"] = _val_error(model, problem, data["val"])
+            if "train" in data:
+                metrics.update(_probe(net, problem, data["train"], data["val"]))
             metrics["phase"] = "pretrain"
+            metrics["rung_error"] = metrics.get(config.get("rung_metric") or "val_error", metrics["val_error"])
         else:
             metrics = _finetune_epoch(model, fine_opt, data["train"], method, hp, augment, gen, losses, epoch)
             epoch_val = _val_error(model, problem, data["val"])
@@ -96,15 +107,18 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 state.update(best_val=epoch_val, best_epoch=epoch - pretrain_epochs + 1,
                              best_model=copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()}))
             metrics.update(val_error=state["best_val"], val_error_epoch=epoch_val, phase="finetune",
-                           best_finetune_epoch=state["best_epoch"], lr=fine_opt.param_groups[0]["lr"])
+                           best_finetune_epoch=state["best_epoch"], lr=fine_opt.param_groups[0]["lr"],
+                           rung_error=state["best_val"])
         state["epochs_done"] = epoch + 1
         metrics.update(epochs_done=epoch + 1, training_complete=epoch + 1 == total_epochs)
+        if state["resumed_at"]:
+            metrics["resumed_at"] = state["resumed_at"][-1]
         if not math.isfinite(metrics.get("val_error_epoch", metrics["val_error"])) and losses.problem is None:
             losses.problem = f"non-finite validation error at epoch {epoch + 1} of {losses.context}"
         if _any_rank(losses.problem is not None):
             reason = losses.problem or "non-finite loss on another worker"
             print(f"stopped: {reason}", flush=True)
-            metrics.update(val_error=math.inf, stopped_reason=reason, training_complete=False)
+            metrics.update(val_error=math.inf, rung_error=math.inf, stopped_reason=reason, training_complete=False)
             _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
             return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
@@ -156,8 +170,21 @@ def _batches(count: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]
     return [order[i : i + batch] for i in range(0, count - batch + 1, batch)]
 
 
+def _step_batches(count: int, batch: int, steps: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """``steps`` index batches of ``batch`` samples: shuffled passes over ``count`` strung together.
+
+    A fixed number of steps whatever the batch size, so the searched batch size does not
+    also set the pretraining budget; equal on every DDP rank by construction.
+    """
+    batch = max(1, min(batch, count))
+    passes = -(-(steps * batch) // count)
+    order = torch.cat([torch.randperm(count, generator=gen) for _ in range(passes)])
+    return [order[i * batch : (i + 1) * batch] for i in range(steps)]
+
+
 def _pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], method: Method,
-                    hp: dict[str, Any], augment: Any, gen: torch.Generator, losses: _Losses, epoch: int) -> dict[str, Any]:
+                    hp: dict[str, Any], augment: Any, gen: torch.Generator, losses: _Losses, epoch: int,
+                    contrastive_steps: int, surrogate_steps: int) -> dict[str, Any]:
     model.train()
     out: dict[str, Any] = {}
     if method.contrastive:
@@ -165,14 +192,13 @@ def _pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: di
         mix = hp["mix_ratio"] if method.contrastive_surrogate else 0.0
         n_sur = int(round(hp["batch_size"] * mix)) if surrogate is not None and len(surrogate) else 0
         n_tgt = max(2, hp["batch_size"] - n_sur)
-        sur_order = torch.randperm(len(surrogate), generator=gen) if n_sur else None
+        batches = _step_batches(len(target), n_tgt, contrastive_steps, gen)
+        sur_batches = _step_batches(len(surrogate), n_sur, contrastive_steps, gen) if n_sur else None
         total, seen, start = 0.0, 0, time.perf_counter()
-        batches = _batches(len(target), n_tgt, gen)
         for step, idx in enumerate(batches):
             x = target[idx]
-            if n_sur:
-                take = sur_order[(torch.arange(n_sur) + step * n_sur) % len(surrogate)]
-                x = torch.cat([x, surrogate[take]])
+            if sur_batches is not None:
+                x = torch.cat([x, surrogate[sur_batches[step]]])
             views = torch.cat([augment(x, gen), augment(x, gen)])
             z = model(views, head="project")
             loss = nt_xent(z[: len(x)], z[len(x) :], hp["temperature"])
@@ -187,7 +213,7 @@ def _pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: di
     if method.surrogate_supervised:
         out["surrogate_loss"] = _supervised_pass(model, opt, data["surrogate"], hp["batch_size"],
                                                  augment if method.augment_labelled else None, gen,
-                                                 losses.surrogate, losses, "surrogate", epoch)
+                                                 losses.surrogate, losses, "surrogate", epoch, steps=surrogate_steps)
     return out
 
 
@@ -200,8 +226,12 @@ def _finetune_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, train: A
 
 
 def _supervised_pass(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Arrays, batch_size: int,
-                     augment: Any, gen: torch.Generator, loss_name: str, losses: _Losses, what: str, epoch: int) -> float:
-    total, batches = 0.0, _batches(len(data["x"]), batch_size, gen)
+                     augment: Any, gen: torch.Generator, loss_name: str, losses: _Losses, what: str, epoch: int,
+                     steps: int | None = None) -> float:
+    """One pass over ``data`` (fine-tuning), or ``steps`` batches strung over passes (surrogate)."""
+    count = len(data["x"])
+    batches = _batches(count, batch_size, gen) if steps is None else _step_batches(count, batch_size, steps, gen)
+    total = 0.0
     for idx in batches:
         x = data["x"][idx]
         if augment is not None:
@@ -226,6 +256,27 @@ def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays) -> float:
     predicted = torch.cat(preds).cpu().numpy() + offset
     true = val["y"].cpu().numpy() + offset
     return float(np.mean(problem.errors(predicted, true)))
+
+
+@torch.no_grad()
+def _probe(net: torch.nn.Module, problem: Problem, train: Arrays, val: Arrays) -> dict[str, float]:
+    """``probe_val_error`` (ridge probe on frozen features of the labelled samples, scored on
+    validation) and ``embedding_std`` (collapse monitor) of the current encoder."""
+    net.eval()
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net.encoder(x[i : i + 512]) for i in range(0, len(x), 512)])
+
+    h_val = features(val["x"])
+    out = {"embedding_std": embedding_std(net.projector(h_val))}
+    if len(train["x"]) >= 2:
+        h_train, y_train, offset = features(train["x"]).cpu(), train["y"].cpu(), problem.label_offset()
+        true = val["y"].cpu().numpy() + offset
+        predicted = ridge_predict(ridge_fit(h_train, y_train), h_val.cpu()).numpy() + offset
+        out["probe_val_error"] = float(np.mean(problem.errors(predicted, true)))
+        neighbours = knn_predict(h_train, y_train, h_val.cpu()).numpy() + offset
+        out["knn_val_error"] = float(np.mean(problem.errors(neighbours, true)))
+    return out
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

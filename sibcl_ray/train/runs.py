@@ -39,6 +39,12 @@ class RunSpec:
     splits: dict[str, tuple[list[str], int]]
     storage_path: str
     experiment: str
+    #: Contrastive and supervised-surrogate optimizer steps per pretraining epoch (``Preset``).
+    pretrain_steps: int
+    surrogate_steps: int
+    #: The pretraining signal early stopping compares (``rung_error``): ``probe_val_error``
+    #: or ``val_error`` (zero-shot); see BENCHMARKS.md for the measured choice.
+    rung_metric: str = "knn_val_error"
     num_workers: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
@@ -65,22 +71,31 @@ class RunSpec:
             "problem": self.problem, "problem_options": self.problem_options, "method": self.method,
             "model_size": self.model_size, "pretrain_epochs": self.pretrain_epochs,
             "finetune_epochs": self.finetune_epochs, "seed": self.seed, "trial_name": run_name,
+            "pretrain_steps": self.pretrain_steps, "surrogate_steps": self.surrogate_steps,
+            "rung_metric": self.rung_metric,
             "hparams": with_defaults({**self.fixed_hparams, **hparams}), "splits": self.splits_needed(),
             "init_state": self.init_state,
         }
 
 
-def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[Any] | None = None) -> Any:
-    """Read the job's splits with Ray Data and fit one TorchTrainer run named ``name``."""
+def read_splits(job: RunSpec, splits: tuple[str, ...] | None = None) -> dict[str, ray.data.Dataset]:
+    """The job's splits as blocks in the object store (``train``: its first ``nsam``), read once
+    so every run of a search or benchmark is handed the same blocks instead of re-reading."""
+    return {split: split_dataset([Path(p) for p in job.splits[split][0]],
+                                 job.nsam if split == "train" else job.splits[split][1])
+            for split in (splits or job.splits_needed())}
+
+
+def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[Any] | None = None,
+            datasets: dict[str, ray.data.Dataset] | None = None) -> Any:
+    """Fit one TorchTrainer run named ``name`` on ``datasets`` (from ``read_splits`` for this
+    job, so ``train`` holds its ``nsam`` samples; read here when not given)."""
     ray.data.DataContext.get_current().enable_progress_bars = False
-    datasets = {
-        split: split_dataset([Path(p) for p in job.splits[split][0]], job.nsam if split == "train" else job.splits[split][1])
-        for split in job.splits_needed()
-    }
+    datasets = datasets if datasets is not None else read_splits(job)
     trainer = build_trainer(
-        job.loop_config(hparams, name), datasets, name=name, storage_path=job.storage_path,
-        num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker, gpus_per_worker=job.gpus_per_worker,
-        callbacks=callbacks,
+        job.loop_config(hparams, name), {split: datasets[split] for split in job.splits_needed()}, name=name,
+        storage_path=job.storage_path, num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker,
+        gpus_per_worker=job.gpus_per_worker, callbacks=callbacks,
     )
     return trainer.fit()
 

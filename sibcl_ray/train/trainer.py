@@ -19,7 +19,8 @@ def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Data
 
     ``name`` must be stable for the run: a retried or restored trial that builds its trainer
     with the same name and storage path continues from the run's last checkpoint. The
-    validation split is given whole to every worker; the others are split across workers.
+    validation split is given whole to every worker; the others are split across workers
+    (a single worker takes them whole, which spares Ray Data's split coordinators).
     """
     resources: dict[str, float] = {"CPU": cpus_per_worker}
     if gpus_per_worker:
@@ -30,7 +31,8 @@ def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Data
         train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=[n for n in datasets if n != "val"]),
+        # one worker: every split whole, no streaming_split coordinator actors to start per run
+        dataset_config=DataConfig(datasets_to_split=[n for n in datasets if n != "val"] if num_workers > 1 else []),
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=storage_path,
