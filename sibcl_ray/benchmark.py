@@ -21,7 +21,7 @@ from typing import Any
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import PRESETS, get_preset
-from sibcl_ray.search.space import load_space
+from sibcl_ray.search.space import read_search_file
 from sibcl_ray.train.methods import METHODS, get_method
 
 
@@ -76,10 +76,11 @@ def load_hparams(path: Path | None) -> dict[str, Any]:
     """Hyperparameters from a YAML file of constants (a search's best_config.yaml), checked."""
     if path is None:
         return {}
-    values = load_space(path)
+    values, start = read_search_file(path)
     searched = [k for k, v in values.items() if isinstance(v, dict)]
-    if searched:
-        raise SibclError(f"--config {path}: key {searched[0]!r} is a distribution; a config holds constants only")
+    if searched or start:
+        what = f"key {searched[0]!r} is a distribution" if searched else "'start' lists search starting points"
+        raise SibclError(f"--config {path}: {what}; a config holds constants only")
     return values
 
 

@@ -21,7 +21,7 @@ from sibcl_ray.data.generate import generate
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.report import write_report
-from sibcl_ray.train.runs import RunSpec, finished_run_metrics, fit_run, test_error_in_task
+from sibcl_ray.train.runs import RunSpec, finished_run_metrics, fit_run, read_splits, test_error_in_task
 from sibcl_ray.search.run import driver_resources
 from sibcl_ray.train.methods import get_method
 
@@ -35,22 +35,22 @@ def _task_options() -> dict[str, Any]:
     return options
 
 
-def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str) -> str:
+def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[str, Any]) -> str:
     """Pretrain once; returns the checkpoint folder of the pretrained encoder."""
     done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
     if done is not None:
         return done["checkpoint_path"]
-    return fit_run(job, hparams, name).checkpoint.path
+    return fit_run(job, hparams, name, datasets=datasets).checkpoint.path
 
 
 def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_size: str,
-                       test_paths: list[Path], n_test: int) -> dict[str, Any]:
+                       test_paths: list[Path], n_test: int, datasets: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune (model selection on validation) and evaluate the selected model on test, once."""
     done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
     if done is not None:
         checkpoint, val_error = done["checkpoint_path"], done["val_error"]
     else:
-        result = fit_run(job, hparams, name)
+        result = fit_run(job, hparams, name, datasets=datasets)
         if result.metrics.get("stopped_reason"):
             return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint.path}
         checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
@@ -74,13 +74,17 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,
         pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts["train"],
         seed=seed, splits={s: ([str(p) for p in ps], counts[s]) for s, ps in data.paths.items()},
-        storage_path=str(output / "train"), experiment="benchmark", num_workers=workers,
+        storage_path=str(output / "train"), experiment="benchmark", pretrain_steps=preset.contrastive_steps(),
+        surrogate_steps=preset.surrogate_supervised_steps(), num_workers=workers,
         cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, fixed_hparams=hparams,
     )
     cell_dir = output / "cells"
     finished = {c.name: json.loads((cell_dir / f"{c.name}.json").read_text()) for c in cells
                 if (cell_dir / f"{c.name}.json").exists()}
     todo = [c for c in cells if c.name not in finished]
+    # every split read once into the object store; the labelled pool once per label budget
+    shared = read_splits(base, tuple(s for s in base.splits if s not in ("test", "train")))
+    train_sets = {n: read_splits(replace(base, nsam=n), ("train",))["train"] for n in sorted({c.nsam for c in cells})}
     options = _task_options()
     pretrain_task = ray.remote(_pretrain).options(**options)
     cell_task = ray.remote(_finetune_and_test).options(**options)
@@ -96,12 +100,13 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
             kind, what = queue.pop(0)
             if kind == "pretrain":
                 job = replace(base, method=what, finetune_epochs=0, nsam=0)
-                pending[pretrain_task.remote(job, {}, f"pretrain-{what}-s{seed}")] = (kind, what)
+                pending[pretrain_task.remote(job, {}, f"pretrain-{what}-s{seed}", shared)] = (kind, what)
             else:
                 cell, init_state = what
                 job = replace(base, method=cell.method, nsam=cell.nsam, seed=cell.seed, pretrain_epochs=0,
                               init_state=init_state)
-                ref = cell_task.remote(job, {}, f"finetune-{cell.name}", preset.model_size, data.paths["test"], preset.n_test)
+                ref = cell_task.remote(job, {}, f"finetune-{cell.name}", preset.model_size, data.paths["test"],
+                                       preset.n_test, {**shared, "train": train_sets[cell.nsam]})
                 pending[ref] = (kind, cell)
         ready, _ = ray.wait(list(pending), num_returns=1)
         kind, what = pending.pop(ready[0])

@@ -15,15 +15,17 @@ from pathlib import Path
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.presets import PRESETS, get_preset
-from sibcl_ray.search.space import default_space_path, load_space
+from sibcl_ray.search.space import default_space_path, read_search_file
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sibcl_ray.tune",
         description="Search SIB-CL's temperature, augmentation strength, surrogate mixing ratio and learning "
-                    "rates with Ray Tune (Optuna TPE + ASHA); the objective is the validation error after "
-                    "fine-tuning on --nsam labels. Prints and writes <output>/summary.json.",
+                    "rates with Ray Tune (Optuna TPE + ASHA), starting from the reference settings; the objective "
+                    "is the validation error after fine-tuning on --nsam labels. Prints and writes "
+                    "<output>/summary.json; the Optuna study is stored in <output>/optuna.journal "
+                    "(optuna-dashboard <output>/optuna.journal).",
     )
     add_problem_arguments(parser)
     parser.add_argument("--preset", default="quick", help=f"run size, one of: {', '.join(PRESETS)} (default quick)")
@@ -44,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--search", default="tpe-asha", choices=("tpe-asha", "random"),
                         help="tpe-asha (default): Optuna TPE with ASHA early stopping; random: random search, "
                              "every trial to the end (the baseline of the search benchmark)")
+    parser.add_argument("--rung-metric", default="knn_val_error",
+                        choices=("probe_val_error", "knn_val_error", "val_error"),
+                        help="what ASHA compares at rungs that fall inside pretraining: knn_val_error (default; "
+                             "5 nearest labelled neighbours in the frozen encoder's features, scored on validation), "
+                             "probe_val_error (a ridge probe instead) or val_error (zero-shot error of the "
+                             "surrogate-trained predictor); see BENCHMARKS.md for how each ranks trials")
     return parser
 
 
@@ -68,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
     """Validate everything that can be validated before Ray starts, then run the search."""
     options = problem_options(args)
     preset = get_preset(args.preset, problem=args.problem, nsam=args.nsam)
-    space = load_space(args.search_space or default_space_path(args.problem))
+    space, start = read_search_file(args.search_space or default_space_path(args.problem))
     num_samples = args.num_samples if args.num_samples is not None else preset.num_samples
     for flag, value, low in (("--num-samples", num_samples, 1), ("--workers-per-trial", args.workers_per_trial, 1),
                              ("--max-concurrent", args.max_concurrent if args.max_concurrent is not None else 1, 1)):
@@ -119,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
             data_root=args.data_dir.expanduser(), seed=args.seed, num_samples=num_samples,
             max_concurrent=max(1, min(args.max_concurrent or fits, num_samples)),
             workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
-            gpus_per_worker=gpus, search=args.search,
+            gpus_per_worker=gpus, search=args.search, start=tuple(start), rung_metric=args.rung_metric,
         )
         return run_search(settings, resume=args.resume)
     finally:

@@ -13,11 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from sibcl_ray.errors import CheckpointError
-from sibcl_ray.search.space import default_space_path, load_space, within
+from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
 from sibcl_ray.train.checkpoints import load_state
 
 
@@ -25,6 +29,11 @@ def _tune(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProc
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "sibcl_ray.tune", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _ray_sessions() -> set[Path]:
+    """The Ray session folders under this test run's RAY_TMPDIR (conftest)."""
+    return set(Path(os.environ["RAY_TMPDIR"]).glob("ray/session_2*"))
 
 
 def _readable_state(checkpoint: Path) -> dict | None:
@@ -42,6 +51,7 @@ def test_smoke_search_interrupted_then_resumed_end_to_end(tmp_path: Path) -> Non
     args = ["--problem", "phc", "--preset", "smoke", "--num-samples", "3", "--max-concurrent", "1",
             "--output", str(out), "--data-dir", str(tmp_path / "data")]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    sessions_before = set(Path(os.environ["RAY_TMPDIR"]).glob("session_2*"))
     first = subprocess.Popen([sys.executable, "-m", "sibcl_ray.tune", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
@@ -81,3 +91,20 @@ def test_smoke_search_interrupted_then_resumed_end_to_end(tmp_path: Path) -> Non
     best = yaml.safe_load((out / "best_config.yaml").read_text())
     assert best["temperature"] == summary["best_config"]["temperature"]
     assert (out / "search_history.png").stat().st_size > 10_000
+
+    # the stored study survived the SIGINT: Optuna's own client finds every trial once, in its true state
+    study = optuna.load_study(study_name=summary["study"]["name"],
+                              storage=JournalStorage(JournalFileBackend(str(out / "optuna.journal"))))
+    assert len(study.trials) == 3
+    assert study.trials[0].params == reference_point(load_space(default_space_path("phc")))[0]  # warm start
+    states = {t.state for t in study.trials}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED} and TrialState.COMPLETE in states
+    assert study.best_value == pytest.approx(summary["val_error"])
+    assert {t.params["temperature"] for t in study.trials} == {float(t["temperature"]) for t in trials}
+
+    # the splits were read once per search by the driver: no Ray Data read task in any session of the run
+    new_sessions = sorted(_ray_sessions() - sessions_before)
+    assert len(new_sessions) == 2
+    for session in new_sessions:  # every trial iterated the driver's blocks (InputDataBuffer), none read files
+        logs = " ".join(p.read_text(errors="replace") for p in session.glob("logs/ray-data/*.log"))
+        assert "InputDataBuffer" in logs and "ReadParquet" not in logs and "ReadFiles" not in logs

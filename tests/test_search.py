@@ -1,4 +1,6 @@
-"""Search logic (Optuna TPE + ASHA + outputs) with a fast plain function trainable on real Ray Tune."""
+"""Search logic (stored Optuna study, warm start, TPE + ASHA, outputs) with a fast plain
+function trainable on real Ray Tune; the study is read back as a user would, with
+``optuna.load_study`` on the journal file."""
 
 from __future__ import annotations
 
@@ -6,42 +8,64 @@ import csv
 import math
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 from ray import tune
 
 from sibcl_ray.presets import get_preset
-from sibcl_ray.train.runs import RunSpec
-from sibcl_ray.search.outputs import plot_search, trial_rows, write_trials_csv
+from sibcl_ray.search.outputs import SEARCH_PLOTS, plot_search, trial_rows, write_trials_csv
 from sibcl_ray.search.run import SearchSettings, _new_tuner, best_finetuned
-from sibcl_ray.search.space import default_space_path, load_space, within
+from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
+from sibcl_ray.train.runs import RunSpec
 
 pytestmark = pytest.mark.usefixtures("ray_session")
+
+#: Start points that make a trial misbehave on purpose (temperatures no sampler hits exactly).
+RAISES, NON_FINITE = 0.7777, 0.6666
 
 
 def synthetic_trial(config: dict) -> None:
     """Validation error with a known optimum (temperature 0.1, mix 0.3) that improves with epochs."""
+    if config["temperature"] == RAISES:
+        raise RuntimeError("synthetic failure")
     quality = math.log(config["temperature"] / 0.1) ** 2 + 4 * (config["mix_ratio"] - 0.3) ** 2
     for epoch in range(1, 9):
-        tune.report({"val_error": 0.05 + quality + 1.0 / epoch, "epochs_done": epoch,
-                     "phase": "pretrain" if epoch <= 2 else "finetune", "training_complete": epoch == 8})
+        error = math.nan if config["temperature"] == NON_FINITE and epoch == 2 else 0.05 + quality + 1.0 / epoch
+        report = {"val_error": error, "rung_error": error, "epochs_done": epoch,
+                  "phase": "pretrain" if epoch <= 2 else "finetune", "training_complete": epoch == 8}
+        if not math.isfinite(error):
+            tune.report({**report, "val_error": math.inf, "rung_error": math.inf, "stopped_reason": "non-finite loss"})
+            return
+        tune.report(report)
 
 
-def _settings(tmp_path: Path, seed: int, num_samples: int = 8) -> tuple[SearchSettings, RunSpec]:
+def _settings(tmp_path: Path, seed: int, num_samples: int = 8, start: tuple = ()) -> tuple[SearchSettings, RunSpec]:
     preset = get_preset("smoke", pretrain_epochs=2, finetune_epochs=6, grace_period=2, reduction_factor=2)
     space = load_space(default_space_path("phc"))
     settings = SearchSettings(problem="phc", problem_options={}, preset=preset, space=space, output=tmp_path,
                               storage=str(tmp_path), data_root=tmp_path, seed=seed, num_samples=num_samples,
-                              max_concurrent=2, workers_per_trial=1, cpus_per_worker=1, gpus_per_worker=0)
+                              max_concurrent=2, workers_per_trial=1, cpus_per_worker=1, gpus_per_worker=0,
+                              start=start)
     job = RunSpec(problem="phc", problem_options={}, method="sibcl", model_size="small", pretrain_epochs=2,
-                   finetune_epochs=6, nsam=10, seed=seed, splits={}, storage_path=str(tmp_path / "train"),
-                   experiment=f"synthetic-{seed}")
+                  finetune_epochs=6, nsam=10, seed=seed, splits={}, storage_path=str(tmp_path / "train"),
+                  experiment=f"synthetic-{seed}", pretrain_steps=4, surrogate_steps=2)
     return settings, job
 
 
-def _search(tmp_path: Path, seed: int) -> tuple[tune.ResultGrid, SearchSettings]:
-    settings, job = _settings(tmp_path, seed)
+def _search(tmp_path: Path, seed: int, start: tuple = (), num_samples: int = 8) -> tuple[tune.ResultGrid, SearchSettings]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    settings, job = _settings(tmp_path, seed, num_samples=num_samples, start=start)
     trainable = tune.with_resources(synthetic_trial, {"cpu": 0, "trial_driver": 1})
     return _new_tuner(settings, job, trainable, str(tmp_path / "tune"), tmp_path / "status.json").fit(), settings
+
+
+def _stored_study(folder: Path, seed: int) -> optuna.Study:
+    """The study as a user loads it: Optuna's own client on the journal file."""
+    return optuna.load_study(study_name=f"synthetic-{seed}",
+                             storage=JournalStorage(JournalFileBackend(str(folder / "optuna.journal"))))
 
 
 @pytest.mark.slow
@@ -65,12 +89,44 @@ def test_tpe_asha_search_is_seeded_stops_bad_trials_and_writes_outputs(tmp_path:
     with open(tmp_path / "trials.csv") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 8 and len({r["trial_id"] for r in table}) == 8 and "temperature" in table[0]
-    for png in plot_search(rows, settings.space, tmp_path):
+    pictures = plot_search("synthetic-3", tmp_path / "a")
+    assert {p.name for p in pictures} == set(SEARCH_PLOTS)
+    for png in pictures:
         assert png.stat().st_size > 10_000
 
+    study = _stored_study(tmp_path / "a", 3)
+    assert len(study.trials) == 8
+    assert study.trials[0].params == reference_point(settings.space)[0]  # warm start: the reference first
+    states = [t.state for t in study.trials]
+    assert TrialState.PRUNED in states and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    for trial in study.trials:  # every trial's rung values are kept, at epochs_done
+        assert trial.intermediate_values and min(trial.intermediate_values) == 1
+        if trial.state == TrialState.COMPLETE:
+            assert trial.value == pytest.approx(trial.intermediate_values[8])
+        else:  # Optuna's value of a pruned trial is its last intermediate value, never a COMPLETE
+            assert max(trial.intermediate_values) < 8 and trial.user_attrs["outcome"] == "stopped_by_asha"
+    assert study.best_value == pytest.approx(best.metrics["val_error"])
+
     # same seed, same start-up proposals (later TPE proposals depend on which trial ends first)
-    again, _ = _search(tmp_path / "b", seed=3)
     key = lambda c: (round(c["temperature"], 12), round(c["mix_ratio"], 12))  # noqa: E731
-    assert {key(c) for c in configs[:2]} == {key(r.config) for r in list(again)[:2]}
-    other, _ = _search(tmp_path / "c", seed=4)
-    assert {key(c) for c in configs[:2]} != {key(r.config) for r in list(other)[:2]}
+    firsts = {key(t.params) for t in study.trials[:2]}
+    _search(tmp_path / "b", seed=3)
+    assert {key(t.params) for t in _stored_study(tmp_path / "b", 3).trials[:2]} == firsts
+    _search(tmp_path / "c", seed=4)
+    assert {key(t.params) for t in _stored_study(tmp_path / "c", 4).trials[:2]} != firsts
+
+
+@pytest.mark.slow
+def test_failed_and_non_finite_trials_are_fail_in_the_stored_study(tmp_path: Path) -> None:
+    space = load_space(default_space_path("phc"))
+    reference = reference_point(space)[0]
+    start = ({**reference, "temperature": RAISES}, {**reference, "temperature": NON_FINITE})
+    results, _ = _search(tmp_path, seed=5, start=start, num_samples=4)
+    study = _stored_study(tmp_path, 5)
+    by_temperature = {t.params["temperature"]: t for t in study.trials}
+    assert study.trials[0].params == reference and len(study.trials) == 4
+    assert by_temperature[RAISES].state == TrialState.FAIL and by_temperature[RAISES].user_attrs["outcome"] == "error"
+    assert by_temperature[NON_FINITE].state == TrialState.FAIL
+    assert by_temperature[NON_FINITE].user_attrs["outcome"] == "non_finite_loss"
+    assert sorted(by_temperature[NON_FINITE].intermediate_values) == [1]  # the finite report before it
+    assert results.num_errors == 1

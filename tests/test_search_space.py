@@ -8,7 +8,8 @@ import pytest
 from ray import tune
 
 from sibcl_ray.errors import SearchSpaceError
-from sibcl_ray.search.space import default_space_path, load_space, to_tune, within
+from sibcl_ray.search.space import (default_space_path, load_space, read_search_file, reference_point, starting_points,
+                                   to_tune, within)
 from sibcl_ray.train.hparams import HPARAMS
 
 
@@ -59,3 +60,42 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_every_hparam_has_a_default_inside_its_range() -> None:
     for name, (default, kind, low, high) in HPARAMS.items():
         assert isinstance(default, kind) and low <= default <= high, name
+
+
+def test_reference_settings_are_the_first_starting_point_then_the_file_s(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(default_space_path("phc").read_text() + "start:\n  - {temperature: 0.3, batch_size: 128}\n")
+    space, start = read_search_file(path)
+    reference, outside = reference_point(space)
+    assert outside is None and reference["temperature"] == 0.1 and reference["batch_size"] == 96
+    assert start == [{**reference, "temperature": 0.3, "batch_size": 128}]  # left-out keys take the reference
+    assert starting_points(space, start) == [reference, start[0]]
+    assert starting_points(space, [reference]) == [reference]  # no repeats
+
+
+def test_reference_outside_the_space_is_not_a_starting_point(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("temperature: {type: loguniform, low: 0.2, high: 1.0}\nmix_ratio: 0.3\n")
+    space, start = read_search_file(path)
+    assert reference_point(space) == (None, "temperature") and starting_points(space, start) == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("start: {temperature: 0.2}\n", "'start' must be a list of configurations"),
+        ("start: [0.2]\n", "start entry 1: must be a non-empty mapping"),
+        ("start: [{temprature: 0.2}]\n", "start entry 1: key 'temprature' is not a parameter of this space"),
+        ("start: [{finetune_batch_size: 16}]\n", "start entry 1: key 'finetune_batch_size' is the constant 32"),
+        ("start: [{temperature: 0.2}, {temperature: 5.0}]\n", "start entry 2: key 'temperature': value 5.0 is not inside loguniform [0.03, 1.0]"),
+        ("start: [{batch_size: 100}]\n", "start entry 1: key 'batch_size': value 100 is not inside choice [64, 96, 128]"),
+        ("start: [{temperature: low}]\n", "key 'temperature': value 'low' is not inside"),
+    ],
+)
+def test_malformed_start_entry_is_refused_with_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("temperature: {type: loguniform, low: 0.03, high: 1.0}\n"
+                    "batch_size: {type: choice, values: [64, 96, 128]}\nfinetune_batch_size: 32\n" + text)
+    with pytest.raises(SearchSpaceError) as info:
+        read_search_file(path)
+    assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)

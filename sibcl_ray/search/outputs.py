@@ -1,9 +1,8 @@
-"""What a finished search leaves for a person: trials.csv, best_config.yaml and two plots."""
+"""What a finished search leaves for a person: trials.csv, best_config.yaml and Optuna's plots."""
 
 from __future__ import annotations
 
 import csv
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -58,47 +57,46 @@ def write_best_config(config: dict[str, Any], summary: dict[str, Any], path: Pat
     path.write_text(header + yaml.safe_dump({k: config[k] for k in sorted(config)}, sort_keys=False))
 
 
-def plot_search(rows: list[dict[str, Any]], space: dict[str, Any], folder: Path) -> list[Path]:
-    """``search_history.png`` (error per trial, best so far) and ``search_parameters.png``."""
+#: PNG name → the ``optuna.visualization.matplotlib`` function that draws it.
+SEARCH_PLOTS = {
+    "search_history.png": "plot_optimization_history",
+    "search_intermediate.png": "plot_intermediate_values",
+    "search_importances.png": "plot_param_importances",
+    "search_parallel.png": "plot_parallel_coordinate",
+    "search_slice.png": "plot_slice",
+}
+
+
+def plot_search(study_name: str, folder: Path) -> list[Path]:
+    """The search's pictures, drawn by Optuna from the stored study (``SEARCH_PLOTS``).
+
+    A plot Optuna cannot draw yet (importances need two finished trials that differ) is
+    left out with a note instead of failing the search at its end.
+    """
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
 
-    scored = [r for r in rows if r["val_error"] is not None and math.isfinite(r["val_error"]) and r["outcome"] != ERROR]
-    paths = [folder / "search_history.png", folder / "search_parameters.png"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    best, best_so_far = math.inf, []
-    for r in scored:
-        best = min(best, r["val_error"])
-        best_so_far.append(best)
-    for outcome, marker in ((COMPLETED, "o"), (STOPPED, "x"), (UNFINISHED, ".")):
-        pts = [(i, r["val_error"]) for i, r in enumerate(scored) if r["outcome"] == outcome]
-        if pts:
-            ax.scatter(*zip(*pts), marker=marker, label=outcome)
-    ax.step(range(len(scored)), best_so_far, where="post", color="k", label="best so far")
-    ax.set(xlabel="trial (in order of creation)", ylabel="validation error", yscale="log", title="Optimisation history")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=120)
-    plt.close(fig)
+    from sibcl_ray.search.searcher import load_search_study
 
-    searched = [k for k, v in space.items() if isinstance(v, dict)]
-    cols = min(3, max(1, len(searched)))
-    fig, axes = plt.subplots(math.ceil(len(searched) / cols) or 1, cols, figsize=(4 * cols, 3.2 * math.ceil(len(searched) / cols)), squeeze=False)
-    for ax, key in zip(axes.flat, searched):
-        for outcome, marker in ((COMPLETED, "o"), (STOPPED, "x"), (UNFINISHED, ".")):
-            pts = [(r[key], r["val_error"]) for r in scored if r["outcome"] == outcome]
-            if pts:
-                ax.scatter(*zip(*pts), marker=marker, label=outcome)
-        if space[key]["type"].startswith("log"):
-            ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel="validation error", yscale="log")
-    for ax in list(axes.flat)[len(searched):]:
-        ax.axis("off")
-    if searched:
-        axes.flat[0].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=120)
-    plt.close(fig)
-    return paths
+    study = load_search_study(folder, study_name)
+    written = []
+    for name, function in SEARCH_PLOTS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                ax = getattr(optuna_plots, function)(study)
+            except (ValueError, RuntimeError, ZeroDivisionError) as err:
+                print(f"note: {name} not drawn ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
+                plt.close("all")
+                continue
+        figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        figure.set_size_inches(max(figure.get_figwidth(), 8), max(figure.get_figheight(), 5))
+        figure.savefig(folder / name, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(folder / name)
+    return written

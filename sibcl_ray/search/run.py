@@ -1,5 +1,12 @@
 """One search: labels → Ray Data → Tune (Optuna TPE + ASHA) over Train trials → one test evaluation.
 
+The splits are read and materialised once per search and every trial's TorchTrainer is
+handed the same blocks (``train.runs.read_splits``): a trial starts at Ray Train's own
+start-up cost instead of re-reading Parquet. The search starts from the reference settings
+(and the search space's ``start`` entries), ASHA compares trials on ``rung_error`` (the
+probe error while pretraining, see ``train.loop``), and the Optuna study is stored in
+``<output>/optuna.journal`` with every trial's true state (``search.searcher``).
+
 A search is resumable: its settings are stored beside Tune's experiment state, and
 ``resume=True`` restores the latest experiment of the same problem and preset with
 ``Tuner.restore`` — finished trials are kept, unfinished ones continue from their Train
@@ -20,7 +27,6 @@ from optuna.samplers import RandomSampler, TPESampler
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
 from sibcl_ray import storage
 from sibcl_ray.data.generate import GenerationReport, generate
@@ -28,10 +34,11 @@ from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.presets import Preset
 from sibcl_ray.search.driver import run_trial
-from sibcl_ray.train.runs import RunSpec, test_error_in_task
 from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
-from sibcl_ray.search.space import to_tune
+from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
+from sibcl_ray.search.space import starting_points, to_tune
 from sibcl_ray.train.methods import get_method
+from sibcl_ray.train.runs import RunSpec, read_splits, test_error_in_task
 
 #: Custom resource the trial drivers take instead of CPU: a driver only waits on its
 #: TorchTrainer, so every CPU stays with the Train workers and Ray Data.
@@ -58,12 +65,16 @@ class SearchSettings:
     method: str = "sibcl"
     #: "tpe-asha" (Optuna TPE + ASHA) or "random" (random search, every trial to the end).
     search: str = "tpe-asha"
+    #: The search space file's ``start`` configurations (the reference settings come first anyway).
+    start: tuple[dict[str, Any], ...] = ()
+    #: What ASHA compares during pretraining (``RunSpec.rung_metric``).
+    rung_metric: str = "knn_val_error"
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed search to be the same search."""
         return {"problem": self.problem, "problem_options": self.problem_options, "preset": asdict(self.preset),
                 "space": self.space, "seed": self.seed, "num_samples": self.num_samples, "method": self.method,
-                "search": self.search}
+                "search": self.search, "start": list(self.start), "rung_metric": self.rung_metric}
 
 
 class _TrialStatuses(tune.Callback):
@@ -85,14 +96,29 @@ class _TrialStatuses(tune.Callback):
         self._save(trials)
 
 
-class _BestValidation(tune.Callback):
-    """Publishes the search's best fine-tuned validation error as a Ray metric."""
+class _Progress(tune.Callback):
+    """Our progress lines (each pretraining epoch's signals, resumes, stops) and the
+    search's best fine-tuned validation error as a Ray metric. Worker output goes to Ray's
+    log files, so these lines are what the terminal shows beside Tune's table."""
 
     def __init__(self, problem: str) -> None:
         self.problem, self.best = problem, float("inf")
+        self._phase: dict[str, str] = {}
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if result.get("phase") == "finetune" and result.get("val_error", float("inf")) < self.best:
+        name, phase, epoch = trial.trial_id, result.get("phase"), result.get("epochs_done")
+        if name not in self._phase and result.get("resumed_at") is not None:
+            print(f"trial {name}: resumed from its checkpoint after epoch {result['resumed_at']}", flush=True)
+        if phase == "pretrain":
+            probe = result.get("probe_val_error")
+            print(f"trial {name}: pretraining epoch {epoch}: probe val {probe:.4f}, zero-shot val "
+                  f"{result['val_error']:.4f}, embedding std {result.get('embedding_std', float('nan')):.3f}"
+                  if probe is not None else f"trial {name}: pretraining epoch {epoch}: zero-shot val "
+                  f"{result['val_error']:.4f}", flush=True)
+        if result.get("stopped_reason"):
+            print(f"trial {name} stopped: {result['stopped_reason']}", flush=True)
+        self._phase[name] = phase
+        if phase == "finetune" and result.get("val_error", float("inf")) < self.best:
             self.best = float(result["val_error"])
             record_best_val_error(self.problem, self.best)
 
@@ -110,7 +136,11 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         experiment = f"{prefix}{datetime.now():%Y%m%d-%H%M%S}"
     data = _prepare_data(settings)
     job = _trial_job(settings, data, experiment)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), driver_resources())
+    read_start = time.perf_counter()
+    datasets = read_splits(job)
+    print(f"data: {', '.join(f'{s} {job.splits[s][1]}' for s in datasets)} read into the object store once for "
+          f"every trial ({time.perf_counter() - read_start:.1f} s)", flush=True)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=datasets), driver_resources())
     status_file = settings.output / STATUS_FILE
     if resume:
         print(f"resuming search {experiment_dir}", flush=True)
@@ -142,11 +172,18 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "n_trials_error": results.num_errors, "wall_s": round(time.perf_counter() - start, 1),
         "experiment": storage.join(tune_root, experiment), "best_checkpoint": checkpoint, "data": str(data.root),
         "labels_computed": sum(data.samples_computed.values()), "problem_options": settings.problem_options,
+        "study": {"name": experiment, "journal": str(settings.output / JOURNAL_FILE)},
+        "best_is_reference": _is_reference(best.config, settings.space),
     }
     (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
-    plot_search(rows, settings.space, settings.output)
+    plot_search(experiment, settings.output)
     return summary
+
+
+def _is_reference(config: dict[str, Any], space: dict[str, Any]) -> bool:
+    reference = starting_points(space, [])
+    return bool(reference) and all(config.get(k) == v for k, v in reference[0].items())
 
 
 def _prepare_data(settings: SearchSettings) -> GenerationReport:
@@ -169,30 +206,41 @@ def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str
         nsam=preset.nsam, seed=settings.seed,
         splits={s: ([str(p) for p in paths], data.counts[s]) for s, paths in data.paths.items()},
         storage_path=storage.join(settings.storage, "train"), experiment=experiment,
-        num_workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
+        pretrain_steps=preset.contrastive_steps(), surrogate_steps=preset.surrogate_supervised_steps(),
+        rung_metric=settings.rung_metric, num_workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
         gpus_per_worker=settings.gpus_per_worker,
     )
 
 
 def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root: str, status_file: Path) -> tune.Tuner:
+    """Optuna (stored study, warm start) behind a ConcurrencyLimiter, and ASHA on ``rung_error``.
+
+    The searcher optimises the fine-tuned ``val_error`` and the scheduler compares
+    ``rung_error``, so each gets its own metric and the TuneConfig names none.
+    """
     if settings.search == "random":
         sampler: Any = RandomSampler(seed=settings.seed)
         scheduler: Any = FIFOScheduler()
     else:
-        sampler = TPESampler(seed=settings.seed, n_startup_trials=max(2, settings.num_samples // 3))
-        scheduler = ASHAScheduler(time_attr="epochs_done", max_t=job.total_epochs,
+        sampler = TPESampler(seed=settings.seed, n_startup_trials=max(2, settings.num_samples // 3),
+                             constant_liar=settings.max_concurrent > 1)
+        scheduler = ASHAScheduler(time_attr="epochs_done", metric="rung_error", mode="min", max_t=job.total_epochs,
                                   grace_period=min(settings.preset.grace_period, job.total_epochs),
                                   reduction_factor=settings.preset.reduction_factor)
+    searcher = StudySearch(metric="val_error", mode="min", sampler=sampler, study_name=job.experiment,
+                           storage=study_storage(settings.output), intermediate_metric="rung_error",
+                           points_to_evaluate=starting_points(settings.space, list(settings.start)) or None)
     return tune.Tuner(
         trainable,
         param_space=to_tune(settings.space),
         tune_config=tune.TuneConfig(
-            metric="val_error", mode="min", num_samples=settings.num_samples,
-            search_alg=ConcurrencyLimiter(OptunaSearch(sampler=sampler), max_concurrent=settings.max_concurrent),
+            num_samples=settings.num_samples,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent),
             scheduler=scheduler,
+            reuse_actors=True,  # a trial driver process serves the next trial: one start-up fewer per trial
         ),
         run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
-                                  callbacks=[_TrialStatuses(status_file), _BestValidation(settings.problem)]),
+                                  callbacks=[_TrialStatuses(status_file), _Progress(settings.problem)]),
     )
 
 

@@ -6,7 +6,12 @@ distribution::
     temperature: {type: loguniform, low: 0.02, high: 1.0}
     batch_size: {type: choice, values: [64, 96, 128]}
     finetune_batch_size: 32
+    start:                      # optional: configurations the search tries first
+      - {temperature: 0.2, batch_size: 128}
 
+The search always starts from the reference settings (``train.hparams`` defaults) when
+they lie inside the space, so it cannot end worse on validation than not searching; the
+``start`` entries come next (a parameter an entry leaves out takes its reference value).
 Everything is checked before Ray starts; a malformed file is refused with one line naming
 the file, the key and what is allowed.
 """
@@ -20,7 +25,10 @@ from typing import Any
 import yaml
 
 from sibcl_ray.errors import SearchSpaceError
-from sibcl_ray.train.hparams import HPARAMS
+from sibcl_ray.train.hparams import HPARAMS, with_defaults
+
+#: The key of a search-space file that lists starting configurations instead of a parameter.
+START_KEY = "start"
 
 #: distribution type → the keys it takes.
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
@@ -39,6 +47,11 @@ def default_space_path(problem: str) -> Path:
 
 def load_space(path: Path) -> dict[str, Any]:
     """The validated search space in ``path``: name → constant or ``{type, …}`` mapping."""
+    return read_search_file(path)[0]
+
+
+def read_search_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The validated space in ``path`` and its ``start`` configurations (complete, in the space)."""
     path = Path(path)
     if not path.is_file():
         raise SearchSpaceError(f"search space {path}: no such file")
@@ -50,7 +63,74 @@ def load_space(path: Path) -> dict[str, Any]:
         raise SearchSpaceError(f"search space {path}: not valid YAML{where}") from None
     if not isinstance(raw, dict) or not raw:
         raise SearchSpaceError(f"search space {path}: must be a non-empty mapping of parameter names")
-    return {str(key): _check_entry(path, str(key), value) for key, value in raw.items()}
+    start = raw.pop(START_KEY, [])
+    if not raw:
+        raise SearchSpaceError(f"search space {path}: names no parameter, only {START_KEY!r}")
+    space = {str(key): _check_entry(path, str(key), value) for key, value in raw.items()}
+    return space, _check_start(path, space, start)
+
+
+def _check_start(path: Path, space: dict[str, Any], start: Any) -> list[dict[str, Any]]:
+    """``start:`` as complete configurations of the searched parameters, each inside the space."""
+    if start is None:
+        return []
+    if not isinstance(start, list):
+        raise SearchSpaceError(f"search space {path}: {START_KEY!r} must be a list of configurations "
+                               "(mappings of parameter names to values)")
+    searched = [k for k, v in space.items() if isinstance(v, dict)]
+    reference = with_defaults({})
+    points = []
+    for number, entry in enumerate(start, 1):
+        where = f"search space {path}: {START_KEY} entry {number}"
+        if not isinstance(entry, dict) or not entry:
+            raise SearchSpaceError(f"{where}: must be a non-empty mapping of parameter names to values")
+        for key, value in entry.items():
+            if key not in space:
+                raise SearchSpaceError(f"{where}: key {key!r} is not a parameter of this space; "
+                                       f"allowed: {', '.join(searched)}")
+            if not isinstance(space[key], dict):
+                raise SearchSpaceError(f"{where}: key {key!r} is the constant {space[key]!r} in this space, not searched")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not within({key: space[key]}, {key: value}):
+                raise SearchSpaceError(f"{where}: key {key!r}: value {value!r} is not inside {_describe(space[key])}")
+        point = {}
+        for key in searched:
+            value = entry.get(key, reference[key])
+            if key not in entry and not within({key: space[key]}, {key: value}):
+                raise SearchSpaceError(f"{where}: key {key!r} is missing and its reference value {value!r} is not "
+                                       f"inside {_describe(space[key])}; give it")
+            point[key] = HPARAMS[key][1](value)
+        points.append(point)
+    return points
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    if spec["type"] == "choice":
+        return f"choice {spec['values']}"
+    return f"{spec['type']} [{spec['low']}, {spec['high']}]"
+
+
+def reference_point(space: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The reference settings as a point of ``space`` (searched keys only), or (None, the first
+    searched key whose reference value lies outside the space)."""
+    reference = with_defaults({})
+    point = {}
+    for key, spec in space.items():
+        if isinstance(spec, dict):
+            if not within({key: spec}, {key: reference[key]}):
+                return None, key
+            point[key] = reference[key]
+    return point, None
+
+
+def starting_points(space: dict[str, Any], start: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the search evaluates first: the reference settings (when inside the space), then
+    the file's ``start`` entries, without repeats."""
+    reference, _ = reference_point(space)
+    points: list[dict[str, Any]] = []
+    for point in ([reference] if reference else []) + start:
+        if point and point not in points:
+            points.append(point)
+    return points
 
 
 def _check_entry(path: Path, key: str, value: Any) -> Any:
