@@ -63,7 +63,7 @@ def ray_floor(trials: int, concurrent: int) -> list[float]:
                                             {"cpu": 0, "trial_driver": 1})
             start = time.perf_counter()
             grid = tune.Tuner(trainable, param_space={"i": tune.grid_search(list(range(trials)))},
-                              tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
+                              tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
                               run_config=tune.RunConfig(storage_path=storage, name="floor", verbose=0)).fit()
             print(f"floor: {trials} trials in {time.perf_counter() - start:.0f} s")
             return [r.metrics["time_this_iter_s"] for r in grid]

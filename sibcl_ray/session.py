@@ -21,11 +21,8 @@ import ray
 
 from sibcl_ray.errors import SibclError
 
-#: Environment every Ray worker of ours gets: silences a harmless Train V2 error line, and lets
-#: a reused trial driver wait for its finished TorchTrainer to tear down (≈ 5 s on 2 cores)
-#: instead of Tune's 2 s, after which Tune logs an ERROR and starts a new driver process.
-WORKER_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "PYTHONUNBUFFERED": "1",
-              "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
+#: Environment every Ray worker of ours gets: silences a harmless Train V2 error line.
+WORKER_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "PYTHONUNBUFFERED": "1"}
 
 
 def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None = None) -> str:

@@ -237,7 +237,6 @@ def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root
             num_samples=settings.num_samples,
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent),
             scheduler=scheduler,
-            reuse_actors=True,  # a trial driver process serves the next trial: one start-up fewer per trial
         ),
         run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
                                   callbacks=[_TrialStatuses(status_file), _Progress(settings.problem)]),
