@@ -21,7 +21,7 @@ from typing import Any
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import PRESETS, get_preset
-from sibcl_ray.search.space import read_search_file
+from sibcl_ray.search.space import check_batches_split, read_search_file
 from sibcl_ray.train.methods import METHODS, get_method
 
 
@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     if seeds < 1:
         raise SibclError(f"--seeds {seeds} must be at least 1")
     hparams = load_hparams(args.config)
+    if args.workers_per_run < 1:
+        raise SibclError(f"--workers-per-run {args.workers_per_run} must be at least 1")
+    check_batches_split(hparams, args.workers_per_run, "--workers-per-run")
     output = (args.output or Path("sibcl_runs") / f"benchmark-{args.problem}-{preset.name}").expanduser().absolute()
     from sibcl_ray import storage
 

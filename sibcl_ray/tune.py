@@ -15,7 +15,7 @@ from pathlib import Path
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.presets import PRESETS, get_preset
-from sibcl_ray.search.space import default_space_path, read_search_file
+from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> dict:
                              ("--max-concurrent", args.max_concurrent if args.max_concurrent is not None else 1, 1)):
         if value < low:
             raise SibclError(f"{flag} {value} must be at least {low}")
+    check_batches_split(space, args.workers_per_trial, "--workers-per-trial")
     if args.cpus_per_worker <= 0 or (args.gpus_per_worker or 0) < 0:
         raise SibclError(f"--cpus-per-worker {args.cpus_per_worker} must be > 0 and --gpus-per-worker "
                          f"{args.gpus_per_worker} must be >= 0")

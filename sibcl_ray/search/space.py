@@ -205,3 +205,21 @@ def within(space: dict[str, Any], config: dict[str, Any]) -> bool:
         if not ok:
             return False
     return True
+
+
+def check_batches_split(space: dict[str, Any], workers: int, flag: str) -> None:
+    """Refuse batch sizes that do not split evenly over ``workers`` DDP ranks (batch sizes are
+    global); a batch size the space leaves out takes its reference value."""
+    if workers <= 1:
+        return
+    reference = with_defaults({})
+    for key in ("batch_size", "finetune_batch_size"):
+        spec = space.get(key, reference[key])
+        if isinstance(spec, dict) and spec["type"] != "choice":
+            raise SearchSpaceError(f"{flag} {workers}: {key} is a range ({spec['type']}); with several workers give "
+                                   f"a choice of batch sizes divisible by {workers}")
+        values = spec["values"] if isinstance(spec, dict) else [spec]
+        bad = [v for v in values if int(v) % workers]
+        if bad:
+            raise SearchSpaceError(f"{flag} {workers}: {key} {bad[0]} does not split evenly across {workers} workers "
+                                   f"(batch sizes are global); use batch sizes divisible by {workers}")

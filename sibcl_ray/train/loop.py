@@ -1,6 +1,8 @@
 """The per-worker training loop: SIB-CL pretraining (or a baseline's), then fine-tuning.
 
-Runs inside a Ray Train ``TorchTrainer`` worker, under DDP when there are several. One
+Runs inside a Ray Train ``TorchTrainer`` worker, under DDP when there are several; batch
+sizes are global (each rank takes its share, NT-Xent contrasts against the gathered global
+batch, and on GPUs BatchNorm is synchronised across ranks). One
 "epoch" on the reported ``epochs_done`` counter is one pretraining epoch (a fixed number of
 contrastive steps on unlabeled target inputs, then a fixed number of supervised steps on
 the surrogate set: the same budget whatever the batch size, see ``presets``) or one
@@ -52,9 +54,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(config["threads"])))
     problem = get_problem(config["problem"], **config["problem_options"])
     method = get_method(config["method"])
-    hp = config["hparams"]
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
+    hp = per_rank_batches(config["hparams"], ctx.get_world_size())
     device = ray.train.torch.get_device()
 
     data = {name: _load_split(problem, name, device) for name in config["splits"]}
@@ -62,6 +64,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = SIBCLNet(problem.model_spec(config["model_size"]), problem.label_dim)
     if config.get("init_state"):
         model.load_state_dict(load_state(config["init_state"])["model"])
+    if ctx.get_world_size() > 1 and device.type == "cuda" and config.get("sync_batchnorm", True):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global-batch statistics (GPU only in torch)
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
     net = _unwrap(model)
 
@@ -124,6 +128,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if metrics.get("pretrain_samples_per_s") and rank == 0:
             record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
         _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
+
+
+def per_rank_batches(hparams: dict[str, Any], world_size: int) -> dict[str, Any]:
+    """``batch_size`` and ``finetune_batch_size`` are global batches: each of ``world_size``
+    ranks takes an equal share (the contrastive loss then gathers the global batch)."""
+    out = dict(hparams)
+    for key in ("batch_size", "finetune_batch_size"):
+        if int(hparams[key]) % world_size:
+            raise ValueError(f"{key} {hparams[key]} does not split evenly across {world_size} workers")
+        out[key] = int(hparams[key]) // world_size
+    return out
 
 
 class _Losses:
