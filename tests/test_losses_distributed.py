@@ -6,7 +6,6 @@ one-process loss of the whole batch, and one optimizer step leaves the same para
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import torch

@@ -110,11 +110,10 @@ class _Progress(tune.Callback):
         if name not in self._phase and result.get("resumed_at") is not None:
             print(f"trial {name}: resumed from its checkpoint after epoch {result['resumed_at']}", flush=True)
         if phase == "pretrain":
-            probe = result.get("probe_val_error")
-            print(f"trial {name}: pretraining epoch {epoch}: probe val {probe:.4f}, zero-shot val "
-                  f"{result['val_error']:.4f}, embedding std {result.get('embedding_std', float('nan')):.3f}"
-                  if probe is not None else f"trial {name}: pretraining epoch {epoch}: zero-shot val "
-                  f"{result['val_error']:.4f}", flush=True)
+            signals = ", ".join(f"{label} {result[key]:.4f}" for key, label in (
+                ("knn_val_error", "kNN val"), ("probe_val_error", "probe val"), ("val_error", "zero-shot val"),
+                ("embedding_std", "embedding std")) if isinstance(result.get(key), float))
+            print(f"trial {name}: pretraining epoch {epoch}: {signals}", flush=True)
         if result.get("stopped_reason"):
             print(f"trial {name} stopped: {result['stopped_reason']}", flush=True)
         self._phase[name] = phase
