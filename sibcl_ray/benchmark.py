@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/benchmark-<problem>-<preset>)")
     add_data_arguments(parser)
     parser.add_argument("--max-concurrent", type=int, help="Train runs at once (default: as many as the CPUs/GPUs allow)")
-    parser.add_argument("--workers-per-run", type=int, default=1, help="DDP workers per Train run (default 1)")
+    parser.add_argument("--workers-per-run", type=int, default=1,
+                        help="DDP workers per Train run (default 1); batch sizes are global and split evenly across them")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
     parser.add_argument("--gpus-per-worker", type=float, help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")
     return parser

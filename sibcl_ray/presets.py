@@ -2,8 +2,8 @@
 
 A preset fixes data sizes, epochs, model size and the trial budget; the searched knobs
 (temperature, augmentation strength, mixing ratio, learning rates, batch size) come from
-the search space. Sizes are chosen so that ``quick`` finishes in about 6 minutes on two
-CPU cores, label generation included, and ``smoke`` in about two.
+the search space. ``quick`` takes about 13 minutes on two CPU cores for phc, label
+generation included (BENCHMARKS.md, "The main job"), and ``smoke`` about two.
 
 A pretraining epoch is a fixed number of optimizer steps (``pretrain_steps`` contrastive
 and ``surrogate_steps`` supervised surrogate steps), not a pass over the unlabeled set:

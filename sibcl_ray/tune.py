@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the latest interrupted search of this problem and preset in the storage")
     parser.add_argument("--search-space", type=Path, help="search-space YAML (default: search_spaces/<problem>.yaml)")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs/GPUs allow)")
-    parser.add_argument("--workers-per-trial", type=int, default=1, help="DDP workers per trial (default 1)")
+    parser.add_argument("--workers-per-trial", type=int, default=1,
+                        help="DDP workers per trial (default 1); batch sizes are global and split evenly across them")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
     parser.add_argument("--gpus-per-worker", type=float,
                         help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")

@@ -108,3 +108,16 @@ def test_smoke_search_interrupted_then_resumed_end_to_end(tmp_path: Path) -> Non
     for session in new_sessions:  # every trial iterated the driver's blocks (InputDataBuffer), none read files
         logs = " ".join(p.read_text(errors="replace") for p in session.glob("logs/ray-data/*.log"))
         assert "InputDataBuffer" in logs and "ReadParquet" not in logs and "ReadFiles" not in logs
+
+
+@pytest.mark.slow
+def test_smoke_search_with_two_ddp_workers_per_trial(tmp_path: Path) -> None:
+    """Two Train workers per trial (gloo): the global-batch NT-Xent and the split batches run for real."""
+    out = tmp_path / "out"
+    result = _tune("--problem", "phc", "--preset", "smoke", "--num-samples", "1", "--workers-per-trial", "2",
+                   "--output", str(out), "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_trials_completed"] == 1 and 0 < summary["test_error"] < 0.3
+    state = load_state(next(p for p in sorted(out.glob("train/*/checkpoint_*")) if _readable_state(p)))
+    assert state["config"]["hparams"]["batch_size"] == 96  # the global batch; each rank took 48
