@@ -1,6 +1,6 @@
 """``python -m sibcl_ray.benchmark``: the label-efficiency curve — test error against labels, per method.
 
-Every method of SIBCL.md (``sibcl, ssl, tl, tl-i, sl, sl-i``) runs in one harness: the same
+Every method of SIB-CL and its baselines (``sibcl, ssl, tl, tl-i, sl, sl-i``; docs/method.md) runs in one harness: the same
 encoder, fine-tuning, validation-based model selection and whole-test-set evaluation. Each
 pretraining method pretrains once, and that encoder is fine-tuned for every label budget
 and seed. Every pretraining run and every (method, nsam, seed) cell is a Ray Train run

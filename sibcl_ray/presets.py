@@ -46,7 +46,7 @@ class Preset:
     pretrain_epochs: int
     finetune_epochs: int
     model_size: str
-    #: Samples per Parquet shard and per label task (RAY_NOTES: ~100 per task amortises overhead).
+    #: Samples per Parquet shard and per label task (docs/ray.md: ~100 per task amortises overhead).
     shard_size: int = 100
     #: Optimizer steps per pretraining epoch (None: one pass at the reference batch, see above).
     pretrain_steps: int | None = None

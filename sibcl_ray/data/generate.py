@@ -1,6 +1,6 @@
 """Resumable label generation with Ray remote tasks, one task per Parquet shard.
 
-A task computes a whole shard (~100 samples): RAY_NOTES measured one task per sample at
+A task computes a whole shard (~100 samples): docs/ray.md measured one task per sample at
 ~20× the overhead. Tasks are retried on worker crashes and exceptions; the driver records
 each finished shard in the split's manifest at once, so a killed run loses at most the
 shards in flight. A shard that exists and checks out is never recomputed; a shard that

@@ -1,4 +1,4 @@
-"""Encoder + projector + predictor of SIBCL.md's reference model, for 2D and 3D inputs."""
+"""Encoder + projector + predictor of the reference model (docs/method.md), for 2D and 3D inputs."""
 
 from __future__ import annotations
 

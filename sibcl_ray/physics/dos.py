@@ -9,7 +9,7 @@ length of the iso-frequency line inside the square divided by |v| and the square
 area, a trapezoid in f.  Its closed-form CDF is integrated over each frequency bin, so
 the raw label is the exact bin average of the piecewise-linear-band DOS.
 
-Normalisation (SIBCL.md): f̃ = f·√ε̄ (ε̄ = mean ε), DOS per unit cell and per unit f̃
+Normalisation (docs/method.md): f̃ = f·√ε̄ (ε̄ = mean ε), DOS per unit cell and per unit f̃
 (= DOS per unit f divided by √ε̄), one polarisation, so that the empty lattice gives
 2πf̃.  The label is invariant under translations, C4v and ε → sε.
 """

@@ -5,7 +5,7 @@ of 2π/a.  With D = diag|k+G| and u = D E this is the Hermitian positive semidef
 problem A u = f² u, A = D M D, M = [ε]⁻¹, where [ε] is the Toeplitz matrix of the
 Fourier coefficients of ε (the "generalised" or Laurent form).  M is inverted once per
 cell; each k costs one dense Hermitian eigensolve.  The inverse rule ([1/ε] instead of
-[ε]⁻¹) converges far too slowly for TM (SIBCL.md), and complex64 is off by up to 3e-2
+[ε]⁻¹) converges far too slowly for TM (docs/method.md), and complex64 is off by up to 3e-2
 near Γ, so everything here is float64/complex128.
 
 Fourier coefficients: the DFT of the pixel image, ε_n = (-1)^{n1+n2} DFT[n mod N] / N²

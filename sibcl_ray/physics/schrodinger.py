@@ -287,7 +287,7 @@ def _fourier_level_field(rng: np.random.Generator, dim: int, resolution: int) ->
 def two_level_cell(rng: np.random.Generator, dim: int, n: int = 32) -> np.ndarray:
     """Unblurred periodic cell (resolution ⌊n/0.6⌋) with values {0, V_hi}.
 
-    Level choice (ours; documented because the reference's is not in SIBCL.md):
+    Level choice (ours; the reference code does not state one):
     a well fraction f ~ U(0.01, 0.99) is drawn and the level is the f-quantile
     of the Fourier sum over the *central crop*, so exactly a fraction f of the
     visible potential is the well V = 0 and the rest is V_hi = max(U, U).

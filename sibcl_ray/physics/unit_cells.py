@@ -1,4 +1,4 @@
-"""Random square-lattice unit cells for the `phc` problem (SIBCL.md).
+"""Random square-lattice unit cells for the `phc` problem (docs/method.md).
 
 Pixel convention shared with the solver (`planewave`): ``eps[i, j]`` is the pixel
 centred at x = -0.5 + i/n, y = -0.5 + j/n (lattice constant a = 1).  The pixel-centre
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 EPS_RANGE = (1.0, 20.0)
-"""Both permittivities of a cell are drawn uniformly from this range (SIBCL.md)."""
+"""Both permittivities of a cell are drawn uniformly from this range (docs/method.md)."""
 
 _HARMONICS = np.array([(n1, n2) for n1 in (-1, 0, 1) for n2 in (-1, 0, 1)])
 """The 9 reciprocal vectors G = (n1, n2), |n_i| <= 1, of the level-set Fourier sum."""
@@ -49,7 +49,7 @@ def level_set_cell(
 
 
 def sample_level_set_cell(rng: np.random.Generator, n: int = 32) -> np.ndarray:
-    """SIBCL.md target cell: random 9-term Fourier level set, fill ~ U(0.01, 0.99), ε ~ U(1, 20).
+    """Target cell (docs/method.md): random 9-term Fourier level set, fill ~ U(0.01, 0.99), ε ~ U(1, 20).
 
     Draw order (fixed, so a seed reproduces a cell): r[9] ~ U(0,1), φ[9] ~ U(0,2π), fill,
     ε_in, ε_out.
@@ -74,7 +74,7 @@ def rod_cell(radius: float, eps_in: float, eps_out: float, n: int = 32) -> np.nd
 
 
 def sample_rod_cell(rng: np.random.Generator, n: int = 32) -> np.ndarray:
-    """SIBCL.md surrogate cell: one centred rod, radius ~ U(0, 0.5], ε_in, ε_out ~ U(1, 20).
+    """Surrogate cell (docs/method.md): one centred rod, radius ~ U(0, 0.5], ε_in, ε_out ~ U(1, 20).
 
     Draw order: radius, ε_in, ε_out.  ``0.5 - U[0, 0.5)`` gives the half-open (0, 0.5].
     """

@@ -16,7 +16,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Sizes of the encoder / projector / predictor (SIBCL.md "Reference model").
+    """Sizes of the encoder / projector / predictor (docs/method.md "Reference model").
 
     ``conv_widths`` are the convolution blocks (each Conv → BatchNorm → ReLU → MaxPool with
     the matching ``pools`` entry); ``fc_widths`` the Linear → ReLU → Linear head after global
@@ -78,7 +78,7 @@ class Problem(ABC):
 
     @abstractmethod
     def errors(self, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
-        """Per-sample error in the problem's published metric (SIBCL.md)."""
+        """Per-sample error in the problem's published metric (docs/method.md)."""
 
     @abstractmethod
     def model_spec(self, size: str) -> ModelSpec:

@@ -1,4 +1,4 @@
-"""`phc`: 2D photonic crystals, TM polarisation (SIBCL.md): the DOS label, or the bands label."""
+"""`phc`: 2D photonic crystals, TM polarisation (docs/method.md): the DOS label, or the bands label."""
 
 from __future__ import annotations
 

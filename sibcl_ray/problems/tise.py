@@ -1,4 +1,4 @@
-"""`tise`: ground-state energy of −½∇² + V on a 32^d grid, d = 2 or 3 (SIBCL.md)."""
+"""`tise`: ground-state energy of −½∇² + V on a 32^d grid, d = 2 or 3 (docs/method.md)."""
 
 from __future__ import annotations
 

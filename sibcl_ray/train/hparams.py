@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: name → (default, kind, low, high). Defaults are the reference's values (SIBCL.md).
+#: name → (default, kind, low, high). Defaults are the reference's values (docs/method.md).
 HPARAMS: dict[str, tuple[Any, type, float, float]] = {
     "temperature": (0.1, float, 1e-3, 10.0),
     "aug_strength": (1.0, float, 0.0, 1.0),

@@ -1,4 +1,4 @@
-"""SIB-CL and its baselines as four switches of one training loop (SIBCL.md "Baselines")."""
+"""SIB-CL and its baselines as four switches of one training loop (docs/method.md "Baselines")."""
 
 from __future__ import annotations
 
