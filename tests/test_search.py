@@ -110,9 +110,9 @@ def test_tpe_asha_search_is_seeded_stops_bad_trials_and_writes_outputs(tmp_path:
     # same seed, same start-up proposals (later TPE proposals depend on which trial ends first)
     key = lambda c: (round(c["temperature"], 12), round(c["mix_ratio"], 12))  # noqa: E731
     firsts = {key(t.params) for t in study.trials[:2]}
-    _search(tmp_path / "b", seed=3)
+    _search(tmp_path / "b", seed=3, num_samples=2)
     assert {key(t.params) for t in _stored_study(tmp_path / "b", 3).trials[:2]} == firsts
-    _search(tmp_path / "c", seed=4)
+    _search(tmp_path / "c", seed=4, num_samples=2)
     assert {key(t.params) for t in _stored_study(tmp_path / "c", 4).trials[:2]} != firsts
 
 
@@ -121,10 +121,10 @@ def test_failed_and_non_finite_trials_are_fail_in_the_stored_study(tmp_path: Pat
     space = load_space(default_space_path("phc"))
     reference = reference_point(space)[0]
     start = ({**reference, "temperature": RAISES}, {**reference, "temperature": NON_FINITE})
-    results, _ = _search(tmp_path, seed=5, start=start, num_samples=4)
+    results, _ = _search(tmp_path, seed=5, start=start, num_samples=3)
     study = _stored_study(tmp_path, 5)
     by_temperature = {t.params["temperature"]: t for t in study.trials}
-    assert study.trials[0].params == reference and len(study.trials) == 4
+    assert study.trials[0].params == reference and len(study.trials) == 3
     assert by_temperature[RAISES].state == TrialState.FAIL and by_temperature[RAISES].user_attrs["outcome"] == "error"
     assert by_temperature[NON_FINITE].state == TrialState.FAIL
     assert by_temperature[NON_FINITE].user_attrs["outcome"] == "non_finite_loss"
