@@ -36,7 +36,7 @@ from sibcl_ray.presets import Preset
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
-from sibcl_ray.search.space import starting_points, to_tune
+from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.runs import RunSpec, read_splits, test_error_in_task
 
@@ -181,8 +181,8 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
 
 
 def _is_reference(config: dict[str, Any], space: dict[str, Any]) -> bool:
-    reference = starting_points(space, [])
-    return bool(reference) and all(config.get(k) == v for k, v in reference[0].items())
+    reference, _ = reference_point(space)
+    return reference is not None and all(config.get(k) == v for k, v in reference.items())
 
 
 def _prepare_data(settings: SearchSettings) -> GenerationReport:

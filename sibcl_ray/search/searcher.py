@@ -34,6 +34,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from sibcl_ray.search.outputs import COMPLETED, ERROR, NON_FINITE, STOPPED
+
 JOURNAL_FILE = "optuna.journal"
 
 
@@ -87,12 +89,12 @@ def outcome_of(result: dict[str, Any] | None, error: bool, metric: str) -> tuple
     """Optuna state, objective value and our outcome name for a trial's last result."""
     result = result or {}
     if error:
-        return TrialState.FAIL, None, "error"
+        return TrialState.FAIL, None, ERROR
     if result.get("stopped_reason") or (metric in result and not _finite(result[metric])):
-        return TrialState.FAIL, None, "non_finite_loss"
+        return TrialState.FAIL, None, NON_FINITE
     if result.get("training_complete") and _finite(result.get(metric)):
-        return TrialState.COMPLETE, float(result[metric]), "completed"
-    return TrialState.PRUNED, None, "stopped_by_asha"
+        return TrialState.COMPLETE, float(result[metric]), COMPLETED
+    return TrialState.PRUNED, None, STOPPED
 
 
 def load_search_study(output: Path, study_name: str) -> optuna.Study:
