@@ -60,3 +60,19 @@ def test_problem_options_are_checked() -> None:
         get_problem("tise", dim=1)
     with pytest.raises(SibclError, match="unknown problem 'maxwell'"):
         get_problem("maxwell")
+
+
+@pytest.mark.parametrize("name, options", [("phc", {}), ("phc", {"label": "bands"}), ("tise", {"dim": 2}),
+                                           ("tise", {"dim": 3})])
+def test_every_problem_names_its_label_for_files_and_plots(name: str, options: dict) -> None:
+    """CSV columns, the label axis and the embedding's colour scalar fit the label's shape."""
+    problem = get_problem(name, **options)
+    columns = problem.label_columns()
+    assert len(columns) == problem.label_dim and len(set(columns)) == len(columns)
+    axis = problem.label_axis()
+    assert axis is None or len(axis[1]) == problem.label_dim
+    labels = np.random.default_rng(0).normal(size=(7, problem.label_dim)).astype(np.float32)
+    scalar_name, scalar = problem.label_scalar(labels)
+    assert scalar.shape == (7,) and scalar_name
+    if problem.label_dim == 1:
+        assert columns == ["E0"] and np.array_equal(scalar, labels[:, 0])

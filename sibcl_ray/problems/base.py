@@ -84,6 +84,31 @@ class Problem(ABC):
     def model_spec(self, size: str) -> ModelSpec:
         """Network sizes: ``'reference'`` (the paper's) or ``'small'`` (CPU-sized)."""
 
+    #: What a label is called in files and plots (an output column, an axis title).
+    label_name: ClassVar[str] = "y"
+
+    def label_axis(self) -> tuple[str, np.ndarray] | None:
+        """The physical axis a vector label is sampled on, as (name, values) — e.g. the DOS's
+        normalised frequencies — so plots and exported models can put it on an axis; None for
+        a scalar label or one without such an axis."""
+        return None
+
+    def label_columns(self) -> list[str]:
+        """One name per label component, for CSV headers."""
+        if self.label_dim == 1:
+            return [self.label_name]
+        axis = self.label_axis()
+        if axis is not None and len(axis[1]) == self.label_dim:
+            return [f"{self.label_name}_{v:.4f}" for v in axis[1]]
+        return [f"{self.label_name}_{i}" for i in range(self.label_dim)]
+
+    def label_scalar(self, labels: np.ndarray) -> tuple[str, np.ndarray]:
+        """One number per label that a person recognises, to colour an embedding by:
+        (its name, its values). The mean over the label's components unless a problem knows better."""
+        if self.label_dim == 1:
+            return self.label_name, labels[:, 0]
+        return f"mean {self.label_name}", labels.mean(axis=1)
+
     def describe(self) -> str:
         """One line for logs and summaries."""
         sig = ", ".join(f"{k}={v}" for k, v in self.signature().items() if k != "problem")

@@ -103,6 +103,20 @@ class PhotonicCrystalDOS(Problem):
     def _bands(cells: np.ndarray, options: dict[str, Any]) -> np.ndarray:
         return np.asarray([photonic.bands_label(c.astype(np.float64), **options).ravel() for c in cells], np.float32)
 
+    @property
+    def label_name(self) -> str:  # type: ignore[override]
+        return self.label
+
+    def label_axis(self) -> tuple[str, np.ndarray] | None:
+        if self.label == "bands":
+            return None
+        return "normalised frequency f̃ = ωa/2πc", photonic.FTILDE.copy()
+
+    def label_columns(self) -> list[str]:
+        if self.label == "bands":
+            return [f"band{b}_k{k}" for b in range(6) for k in range(len(photonic.KGRID))]  # bands_label(...).ravel()
+        return super().label_columns()
+
     def label_offset(self) -> np.ndarray:
         if self.label == "bands":
             return np.zeros(self.label_dim, np.float32)

@@ -41,6 +41,7 @@ class GroundStateEnergy(Problem):
     invariances = ("point_group",)
     finetune_loss = "mse"
     surrogate_loss = "mse"
+    label_name = "E0"
 
     def __init__(self, dim: int = 3, surrogate: str = "lowres", resolution: int = 32) -> None:
         if dim not in (2, 3):
