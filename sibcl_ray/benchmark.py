@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="DDP workers per Train run (default 1); batch sizes are global and split evenly across them")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
     parser.add_argument("--gpus-per-worker", type=float, help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")
+    parser.add_argument("--export", action="store_true",
+                        help="also write every cell's model folder (model.pt, model.json, test_predictions.png, "
+                             "embedding.png) to <output>/models/<cell>, for sibcl_ray.load_model and sibcl_ray.predict")
     return parser
 
 
@@ -130,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             problem=args.problem, problem_options=options, preset=preset, cells=cells, hparams=hparams,
             output=output, data_root=args.data_dir.expanduser(), seed=args.seed, max_concurrent=concurrent,
             workers=args.workers_per_run, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=gpus,
+            export=args.export,
         )
     finally:
         ray.shutdown()

@@ -25,3 +25,11 @@ class SearchSpaceError(SibclError):
 
 class SearchInterrupted(Exception):
     """A search stopped (Ctrl-C) before every trial finished; the same command with --resume continues it."""
+
+
+class ModelFolderError(SibclError):
+    """A model folder is missing, foreign (not written by ``export_model``) or damaged."""
+
+
+class InputError(SibclError, ValueError):
+    """Inputs handed to a predictor have the wrong shape, non-finite values or values outside the problem's range."""

@@ -21,9 +21,14 @@ from sibcl_ray.data.generate import generate
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.report import write_report
-from sibcl_ray.train.runs import RunSpec, finished_run_metrics, fit_run, read_splits, test_error_in_task
+from sibcl_ray.pictures import write_model_pictures
+from sibcl_ray.predictor import export_model, model_info
+from sibcl_ray.problems import get_problem
+from sibcl_ray.provenance import provenance
 from sibcl_ray.search.run import driver_resources
+from sibcl_ray.train.checkpoints import load_state, selected_weights
 from sibcl_ray.train.methods import get_method
+from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, read_splits
 
 
 def _task_options() -> dict[str, Any]:
@@ -44,8 +49,10 @@ def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[s
 
 
 def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_size: str,
-                       test_paths: list[Path], n_test: int, datasets: dict[str, Any]) -> dict[str, Any]:
-    """Fine-tune (model selection on validation) and evaluate the selected model on test, once."""
+                       test_paths: list[Path], n_test: int, datasets: dict[str, Any],
+                       val: tuple[list[Path], int] | None = None) -> dict[str, Any]:
+    """Fine-tune (model selection on validation) and evaluate the selected model on test, once;
+    with ``val`` (paths, count) the evaluation's arrays come back for the exported pictures."""
     done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
     if done is not None:
         checkpoint, val_error = done["checkpoint_path"], done["val_error"]
@@ -54,15 +61,39 @@ def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_s
         if result.metrics.get("stopped_reason"):
             return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint.path}
         checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
-    test = test_error_in_task(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test,
-                              use_gpu=bool(job.gpus_per_worker))
+    test = evaluate_in_task(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test,
+                            use_gpu=bool(job.gpus_per_worker), val_paths=val[0] if val else None,
+                            n_val=val[1] if val else 0, keep_arrays=val is not None)
     return {"val_error": float(val_error), **test, "checkpoint": checkpoint}
+
+
+def export_cell(record: dict[str, Any], folder: Path, problem: str, problem_options: dict[str, Any], preset: Preset,
+                arrays: dict[str, Any] | None, test_paths: list[Path], val_paths: list[Path]) -> Path:
+    """A finished cell's model folder: weights, ``model.json`` and its two pictures.
+
+    A cell finished by an earlier run without ``--export`` has no arrays; its selected model
+    is evaluated again (one pass over test and validation) to draw them.
+    """
+    if arrays is None:
+        arrays = evaluate_in_task(problem, problem_options, preset.model_size, record["checkpoint"], test_paths,
+                                  preset.n_test, use_gpu=False, val_paths=val_paths, n_val=preset.n_val,
+                                  keep_arrays=True)["arrays"]
+    state = load_state(record["checkpoint"])
+    info = model_info(problem_name=problem, problem_options=problem_options, model_size=preset.model_size,
+                      method=record["method"], hparams=state["config"]["hparams"], metrics=record,
+                      nsam=record["nsam"], seed=record["seed"])
+    export_model(folder, selected_weights(state), info)
+    write_model_pictures(get_problem(problem, **problem_options), arrays, folder,
+                         f"{record['method']}, {record['nsam']} labels, seed {record['seed']}")
+    return folder
 
 
 def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Preset, cells: list[Any],
                   hparams: dict[str, Any], output: Path, data_root: Path, seed: int, max_concurrent: int,
-                  workers: int, cpus_per_worker: float, gpus_per_worker: float) -> dict[str, Any]:
-    """Run (or finish) every cell and write results.json, results.md and the plot."""
+                  workers: int, cpus_per_worker: float, gpus_per_worker: float,
+                  export: bool = False) -> dict[str, Any]:
+    """Run (or finish) every cell and write results.json, results.md and the plot; with
+    ``export`` also every cell's model folder in ``<output>/models/<cell>``."""
     start = time.perf_counter()
     methods = sorted({c.method for c in cells})
     pretraining = [m for m in methods if get_method(m).pretrains]
@@ -106,7 +137,8 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
                 job = replace(base, method=cell.method, nsam=cell.nsam, seed=cell.seed, pretrain_epochs=0,
                               init_state=init_state)
                 ref = cell_task.remote(job, {}, f"finetune-{cell.name}", preset.model_size, data.paths["test"],
-                                       preset.n_test, {**shared, "train": train_sets[cell.nsam]})
+                                       preset.n_test, {**shared, "train": train_sets[cell.nsam]},
+                                       (data.paths["val"], preset.n_val) if export else None)
                 pending[ref] = (kind, cell)
         ready, _ = ray.wait(list(pending), num_returns=1)
         kind, what = pending.pop(ready[0])
@@ -115,7 +147,11 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
             tqdm.write(f"pretrained {what}: {value}")
             queue += [("cell", (c, value)) for c in todo if c.method == what]
             continue
+        arrays = value.pop("arrays", None)
         record = {"method": what.method, "nsam": what.nsam, "seed": what.seed, **value}
+        if export and "stopped_reason" not in value:
+            export_cell(record, output / "models" / what.name, problem, problem_options, preset, arrays,
+                        data.paths["test"], data.paths["val"])
         tmp = cell_dir / f".{what.name}.json.tmp"
         tmp.write_text(json.dumps(record, indent=1))
         os.replace(tmp, cell_dir / f"{what.name}.json")
@@ -126,12 +162,18 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         else:
             bar.set_postfix_str(f"{what.name}: test {value['test_error']:.4f}")
     bar.close()
+    if export:  # cells an earlier run finished without --export
+        for name, record in finished.items():
+            if "stopped_reason" not in record and not (output / "models" / name / "model.json").exists():
+                export_cell(record, output / "models" / name, problem, problem_options, preset, None,
+                            data.paths["test"], data.paths["val"])
 
     title = f"{problem} ({preset.name}): test error vs labels"
     good = [c for c in finished.values() if "stopped_reason" not in c]
     if not good:
         raise SibclError("every benchmark cell stopped on a non-finite loss; see " + str(cell_dir))
-    results = write_report(good, output, title)
+    extra = provenance(seed) | ({"models": str(output / "models")} if export else {})
+    results = write_report(good, output, title, extra)
     results["stopped_cells"] = [c for c in finished.values() if "stopped_reason" in c]
     results["wall_s"] = time.perf_counter() - start
     return results

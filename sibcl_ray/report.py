@@ -310,7 +310,8 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def write_report(cells: list[dict[str, Any]], output: Path, title: str) -> dict[str, Any]:
+def write_report(cells: list[dict[str, Any]], output: Path, title: str,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``results.md`` and ``label_efficiency.png`` into ``output``.
 
     Returns (and saves as ``results.json``) ``{"title", "reference", "aggregate",
@@ -318,6 +319,7 @@ def write_report(cells: list[dict[str, Any]], output: Path, title: str) -> dict[
     rather than merged at the top level, so no method name can collide with the other
     keys. ``savings`` is ``{}`` when no ``sibcl`` cells were run. The returned dict is the
     file read back, so it holds plain JSON types even if the cells held NumPy scalars.
+    ``extra`` (e.g. provenance) is added at the top level.
     """
     if not cells:
         raise ValueError("no benchmark cells to report")
@@ -325,7 +327,8 @@ def write_report(cells: list[dict[str, Any]], output: Path, title: str) -> dict[
     output.mkdir(parents=True, exist_ok=True)
     results = aggregate(cells)
     savings = label_savings(results) if "sibcl" in results else {}
-    report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings, "cells": cells}
+    report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings, "cells": cells,
+              **(extra or {})}
     text = json.dumps(report, indent=2, default=_json_default, ensure_ascii=False)
     (output / "results.json").write_text(text + "\n", encoding="utf-8")
     markdown = f"# {title}\n\n{markdown_table(results, savings)}\n![label efficiency](label_efficiency.png)\n"

@@ -2,7 +2,11 @@
 
 Generates (or reuses) the labels with Ray tasks, runs Optuna TPE + ASHA over Ray Train
 trials, evaluates the best configuration once on the test set and writes
-``<output>/summary.json``.
+``<output>/summary.json``, the selected model (``<output>/model``, for ``sibcl_ray.load_model``
+and ``python -m sibcl_ray.predict``) and pictures of what it predicts.
+
+    python -m sibcl_ray.tune --problem phc                      # quick preset, local Ray
+    python -m sibcl_ray.tune --problem tise --dim 3 --tracker mlflow
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_opt
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.presets import PRESETS, get_preset
 from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
+from sibcl_ray.search.trackers import check_trackers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "5 nearest labelled neighbours in the frozen encoder's features, scored on validation), "
                              "probe_val_error (a ridge probe instead) or val_error (zero-shot error of the "
                              "surrogate-trained predictor); see BENCHMARKS.md for how each ranks trials")
+    parser.add_argument("--tracker", action="append", default=[], metavar="NAME",
+                        help="also log every trial to an experiment tracker: mlflow (to $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///<output>/mlflow.db), wandb or aim, where its package is installed; repeatable. "
+                             "TensorBoard files are always written")
     return parser
 
 
@@ -84,6 +93,7 @@ def run(args: argparse.Namespace) -> dict:
         if value < low:
             raise SibclError(f"{flag} {value} must be at least {low}")
     check_batches_split(space, args.workers_per_trial, "--workers-per-trial")
+    trackers = check_trackers(args.tracker)
     if args.cpus_per_worker <= 0 or (args.gpus_per_worker or 0) < 0:
         raise SibclError(f"--cpus-per-worker {args.cpus_per_worker} must be > 0 and --gpus-per-worker "
                          f"{args.gpus_per_worker} must be >= 0")
@@ -130,6 +140,7 @@ def run(args: argparse.Namespace) -> dict:
             max_concurrent=max(1, min(args.max_concurrent or fits, num_samples)),
             workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=gpus, search=args.search, start=tuple(start), rung_metric=args.rung_metric,
+            trackers=trackers,
         )
         return run_search(settings, resume=args.resume)
     finally:

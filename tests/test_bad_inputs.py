@@ -38,6 +38,8 @@ CATALOGUE = [
     ("tune", ["--problem", "phc", "--search-space", "{space_low_high}"], "error: search space {space_low_high}: key 'temperature': low 1.0 must be below high 0.1"),
     ("tune", ["--problem", "phc", "--search-space", "{space_bad_start}"], "error: search space {space_bad_start}: start entry 1: key 'temperature': value 5.0 is not inside loguniform [0.03, 1.0]"),
     ("tune", ["--problem", "phc", "--workers-per-trial", "5"], "error: --workers-per-trial 5: batch_size 64 does not split evenly across 5 workers"),
+    ("tune", ["--problem", "phc", "--tracker", "neptune"], "error: --tracker 'neptune' is unknown: allowed values are mlflow, wandb, aim"),
+    ("tune", ["--problem", "phc", "--tracker", "wandb"], "error: --tracker wandb needs the wandb package, which is not installed: pip install wandb"),
     ("benchmark", ["--problem", "phc", "--workers-per-run", "0"], "error: --workers-per-run 0 must be at least 1"),
     ("benchmark", ["--problem", "phc", "--workers-per-run", "5"], "error: --workers-per-run 5: batch_size 96 does not split evenly across 5 workers"),
     ("tune", ["--problem", "phc", "--storage", "ftp://host/runs"], "error: --storage ftp://host/runs: unsupported URI scheme 'ftp'"),

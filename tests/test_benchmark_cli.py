@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import sibcl_ray
+from sibcl_ray.data.shards import read_split
 
 
 @pytest.mark.slow
@@ -36,8 +40,22 @@ def test_benchmark_runs_every_cell_once_and_reports(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "train").glob("pretrain-*")) == ["pretrain-tl-i-s0"]
     assert len(list((out / "train").glob("finetune-*"))) == 4
 
+    assert results["seed"] == 0 and results["versions"]["ray"] == "2.60.0" and "models" not in results
+
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([*command, "--export"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == stamps  # nothing rerun
     assert json.loads((out / "results.json").read_text())["aggregate"] == results["aggregate"]
+
+    # --export on finished cells: each cell's selected model as a folder that reproduces its test error
+    assert sorted(p.name for p in (out / "models").iterdir()) == [c[:-5] for c in cells]
+    for cell in results["cells"]:
+        folder = out / "models" / f"{cell['method']}-n{cell['nsam']}-s{cell['seed']}"
+        assert (folder / "test_predictions.png").stat().st_size > 10_000 and (folder / "embedding.png").exists()
+        model = json.loads((folder / "model.json").read_text())
+        assert (model["method"], model["nsam"], model["test_error"]) == (cell["method"], cell["nsam"], cell["test_error"])
+    predictor = sibcl_ray.load_model(out / "models" / "sl-n50-s0")
+    test = read_split(sorted((tmp_path / "data").glob("*/test/shard-*.parquet")), 50)  # smoke: 50 test samples
+    sl50 = next(c for c in results["cells"] if (c["method"], c["nsam"]) == ("sl", 50))
+    assert float(np.mean(predictor.errors(test["x"], test["y"]))) == pytest.approx(sl50["test_error"], abs=1e-6)

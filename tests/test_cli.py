@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.image
+import mlflow
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -111,13 +114,46 @@ def test_smoke_search_interrupted_then_resumed_end_to_end(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_smoke_search_with_two_ddp_workers_per_trial(tmp_path: Path) -> None:
-    """Two Train workers per trial (gloo): the global-batch NT-Xent and the split batches run for real."""
+def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(tmp_path: Path) -> None:
+    """Two Train workers per trial (gloo): the global-batch NT-Xent and the split batches run for real;
+    the selected model comes out as a folder a fresh process loads, and MLflow holds the trials."""
     out = tmp_path / "out"
     result = _tune("--problem", "phc", "--preset", "smoke", "--num-samples", "1", "--workers-per-trial", "2",
-                   "--output", str(out), "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+                   "--output", str(out), "--data-dir", str(tmp_path / "data"), "--tracker", "mlflow", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_trials_completed"] == 1 and 0 < summary["test_error"] < 0.3
     state = load_state(next(p for p in sorted(out.glob("train/*/checkpoint_*")) if _readable_state(p)))
     assert state["config"]["hparams"]["batch_size"] == 96  # the global batch; each rank took 48
+    assert summary["seed"] == 0 and "--workers-per-trial 2" in summary["command"]
+    assert summary["versions"]["ray"] == "2.60.0" and summary["versions"]["torch"]
+
+    # the exported model, in a fresh process, with weights_only loading, reproduces the test error
+    check = (
+        "import json, sys, torch, numpy as np, sibcl_ray\n"
+        "from pathlib import Path\n"
+        "from sibcl_ray.data.shards import read_split\n"
+        "out = Path(sys.argv[1]); s = json.loads((out / 'summary.json').read_text())\n"
+        "torch.load(out / 'model' / 'model.pt', weights_only=True)\n"
+        "p = sibcl_ray.load_model(out / 'model')\n"
+        "d = read_split(sorted(Path(s['data'], 'test').glob('shard-*.parquet')), s['n_test'])\n"
+        "print(json.dumps({'test_error': float(np.mean(p.errors(d['x'], d['y'])))}))\n")
+    fresh = subprocess.run([sys.executable, "-c", check, str(out)], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert json.loads(fresh.stdout.splitlines()[-1])["test_error"] == pytest.approx(summary["test_error"], abs=1e-6)
+    model = json.loads((out / "model" / "model.json").read_text())
+    assert model["test_error"] == summary["test_error"] and model["hparams"]["batch_size"] == 96
+    assert model["nsam"] == summary["nsam"] and model["label_axis"]["name"].startswith("normalised frequency")
+
+    for picture in ("test_predictions.png", "embedding.png"):  # drawn, not blank
+        pixels = matplotlib.image.imread(out / picture)
+        assert 300 < pixels.shape[0] < 2000 and 500 < pixels.shape[1] < 3000
+        assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50
+
+    # MLflow's own client finds the trial and its metrics in the search's store
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[summary["study"]["name"]])
+    assert len(runs) == 1
+    assert runs["metrics.val_error"].iloc[0] == pytest.approx(summary["val_error"])
+    assert float(runs["params.temperature"].iloc[0]) == pytest.approx(summary["best_config"]["temperature"])
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout

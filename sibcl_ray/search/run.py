@@ -1,5 +1,8 @@
 """One search: labels → Ray Data → Tune (Optuna TPE + ASHA) over Train trials → one test evaluation.
 
+The search ends by exporting the selected model to ``<output>/model`` (``sibcl_ray.predictor``)
+and drawing ``test_predictions.png`` and ``embedding.png`` from that same evaluation.
+
 The splits are read and materialised once per search and every trial's TorchTrainer is
 handed the same blocks (``train.runs.read_splits``): a trial starts at Ray Train's own
 start-up cost instead of re-reading Parquet. The search starts from the reference settings
@@ -32,13 +35,19 @@ from sibcl_ray import storage
 from sibcl_ray.data.generate import GenerationReport, generate
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
+from sibcl_ray.pictures import write_model_pictures
+from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.presets import Preset
+from sibcl_ray.problems import get_problem
+from sibcl_ray.provenance import provenance
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
 from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
-from sibcl_ray.train.runs import RunSpec, read_splits, test_error_in_task
+from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
+from sibcl_ray.train.checkpoints import load_state, selected_weights
+from sibcl_ray.train.runs import RunSpec, evaluate_in_task, read_splits
 
 #: Custom resource the trial drivers take instead of CPU: a driver only waits on its
 #: TorchTrainer, so every CPU stays with the Train workers and Ray Data.
@@ -69,6 +78,8 @@ class SearchSettings:
     start: tuple[dict[str, Any], ...] = ()
     #: What ASHA compares during pretraining (``RunSpec.rung_metric``).
     rung_metric: str = "knn_val_error"
+    #: Experiment trackers beside TensorBoard (``search.trackers``): not part of the search's identity.
+    trackers: tuple[str, ...] = ()
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed search to be the same search."""
@@ -150,6 +161,8 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         tuner = _new_tuner(settings, job, trainable, tune_root, status_file)
         settings.output.joinpath(SETTINGS_FILE).write_text(json.dumps(settings.identity(), indent=1))
         _store_settings(storage.join(tune_root, experiment), settings)
+    if (where := describe_trackers(settings.trackers, settings.output)) is not None:
+        print(where, flush=True)
     results = tuner.fit()
 
     statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
@@ -160,8 +173,11 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
                                 f"{settings.num_samples} trials; continue it with the same command and --resume")
     best = best_finetuned(results)
     checkpoint = _checkpoint_location(best.metrics["checkpoint_path"], settings.storage)
-    test = test_error_in_task(settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
-                              data.paths["test"], settings.preset.n_test, use_gpu=bool(settings.gpus_per_worker))
+    test = evaluate_in_task(settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
+                            data.paths["test"], settings.preset.n_test, use_gpu=bool(settings.gpus_per_worker),
+                            val_paths=data.paths["val"], n_val=settings.preset.n_val, keep_arrays=True)
+    arrays = test.pop("arrays")
+    model_dir = _export_best(settings, checkpoint, {"val_error": float(best.metrics["val_error"]), **test}, arrays)
     summary = {
         "problem": settings.problem, "preset": settings.preset.name, "method": settings.method,
         "best_config": {k: best.config[k] for k in settings.space},
@@ -172,12 +188,26 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "experiment": storage.join(tune_root, experiment), "best_checkpoint": checkpoint, "data": str(data.root),
         "labels_computed": sum(data.samples_computed.values()), "problem_options": settings.problem_options,
         "study": {"name": experiment, "journal": str(settings.output / JOURNAL_FILE)},
-        "best_is_reference": _is_reference(best.config, settings.space),
+        "best_is_reference": _is_reference(best.config, settings.space), "model": str(model_dir),
+        "trackers": list(settings.trackers), **provenance(settings.seed),
     }
     (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
     plot_search(experiment, settings.output)
     return summary
+
+
+def _export_best(settings: SearchSettings, checkpoint: str, metrics: dict[str, Any], arrays: dict[str, Any]) -> Path:
+    """``<output>/model`` (weights + model.json) and the best model's pictures in ``<output>``."""
+    state = load_state(checkpoint)
+    info = model_info(problem_name=settings.problem, problem_options=settings.problem_options,
+                      model_size=settings.preset.model_size, method=settings.method,
+                      hparams=state["config"]["hparams"], metrics=metrics, nsam=settings.preset.nsam, seed=settings.seed)
+    folder = export_model(settings.output / "model", selected_weights(state), info)
+    problem = get_problem(settings.problem, **settings.problem_options)
+    write_model_pictures(problem, arrays, settings.output, f"{settings.problem} {settings.preset.name}, best trial")
+    print(f"model: {folder} (sibcl_ray.load_model, or python -m sibcl_ray.predict --model {folder})", flush=True)
+    return folder
 
 
 def _is_reference(config: dict[str, Any], space: dict[str, Any]) -> bool:
@@ -238,7 +268,8 @@ def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root
             scheduler=scheduler,
         ),
         run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
-                                  callbacks=[_TrialStatuses(status_file), _Progress(settings.problem)]),
+                                  callbacks=[_TrialStatuses(status_file), _Progress(settings.problem),
+                                             *tracker_callbacks(settings.trackers, settings.output, job.experiment)]),
     )
 
 

@@ -31,3 +31,8 @@ def load_state(checkpoint: Any) -> dict[str, Any]:
         return state
     with checkpoint.as_directory() as folder:
         return load_state(folder)
+
+
+def selected_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The model a run selected (its best-validation epoch), or its last weights when it never validated."""
+    return state["best_model"] if state.get("best_model") is not None else state["model"]

@@ -17,7 +17,7 @@ from sibcl_ray import storage
 from sibcl_ray.data.datasets import split_dataset
 from sibcl_ray.errors import CheckpointError
 from sibcl_ray.train.checkpoints import load_state
-from sibcl_ray.train.evaluate import test_error
+from sibcl_ray.train.evaluate import evaluate
 from sibcl_ray.train.hparams import with_defaults
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.trainer import build_trainer
@@ -114,9 +114,11 @@ def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | No
     return None
 
 
-def test_error_in_task(problem: str, problem_options: dict[str, Any], model_size: str, checkpoint: str,
-                       test_paths: list[Path], count: int, use_gpu: bool) -> dict[str, float]:
-    """``evaluate.test_error`` as its own Ray task: the calling driver holds no CPU, and the
+def evaluate_in_task(problem: str, problem_options: dict[str, Any], model_size: str, checkpoint: str,
+                     test_paths: list[Path], count: int, use_gpu: bool, val_paths: list[Path] | None = None,
+                     n_val: int = 0, keep_arrays: bool = False) -> dict[str, Any]:
+    """``evaluate.evaluate`` as its own Ray task: the calling driver holds no CPU, and the
     reference 3D model wants the GPU its runs used (too slow on a CPU)."""
-    task = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(test_error)
-    return ray.get(task.remote(problem, problem_options, model_size, checkpoint, test_paths, count))
+    task = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(evaluate)
+    return ray.get(task.remote(problem, problem_options, model_size, checkpoint, test_paths, count, val_paths,
+                               n_val, keep_arrays))
