@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search SIB-CL's temperature, augmentation strength, surrogate mixing ratio and learning "
                     "rates with Ray Tune (Optuna TPE + ASHA), starting from the reference settings; the objective "
                     "is the validation error after fine-tuning on --nsam labels. Prints and writes "
-                    "<output>/summary.json; the Optuna study is stored in <output>/optuna.journal "
-                    "(optuna-dashboard <output>/optuna.journal).",
+                    "<output>/summary.json, the selected model in <output>/model (sibcl_ray.load_model, "
+                    "python -m sibcl_ray.predict) and test_predictions.png / embedding.png; the Optuna study is "
+                    "stored in <output>/optuna.journal (optuna-dashboard <output>/optuna.journal).",
     )
     add_problem_arguments(parser)
     parser.add_argument("--preset", default="quick", help=f"run size, one of: {', '.join(PRESETS)} (default quick)")
