@@ -50,10 +50,15 @@ def problem_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Parse, run, and turn a user error into one ``error: …`` line and exit status 2."""
+    """Parse, run, and turn a user error into one ``error: …`` line and exit status 2, and an
+    interruption (Ctrl-C, SIGTERM) into one ``stopped: …`` line and exit status 130."""
     args = parser.parse_args(argv)
     try:
         return body(args)
     except SibclError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (session.stop_on_sigterm_like_ctrl_c)
+        print("stopped: interrupted; finished work (label shards, benchmark cells, checkpoints) is kept: "
+              "rerun the same command to continue", file=sys.stderr)
+        return 130

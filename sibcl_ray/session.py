@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,40 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
     except ConnectionError as err:
         raise SibclError(f"cannot reach a Ray cluster at --address {address!r} ({str(err).splitlines()[0]}); "
                          "use 'auto' on a cluster node, ray://HOST:10001, or leave it out for a local Ray") from None
+    stop_on_sigterm_like_ctrl_c()
     url = context.dashboard_url or ""
     if url:
         print(f"Ray dashboard: http://{url}  (jobs, trials, metrics; local only)", flush=True)
     quiet_ray_data_console()
     print(f"Ray worker logs (Train reports, Ray Data plans, label tasks): {_logs_dir()}", flush=True)
     return url
+
+
+def stop_on_sigterm_like_ctrl_c() -> None:
+    """Make SIGTERM take the Ctrl-C path.
+
+    ``ray job stop`` and cluster schedulers stop a command with SIGTERM, and ``ray.init``
+    installs a handler that turns it into ``sys.exit`` wherever the driver happens to be: a
+    stack dump, and no chance for Tune to save its state. Instead, hand SIGTERM to whatever
+    handles SIGINT at that moment: Tune's own handler while a search runs (it stops trials
+    and checkpoints the experiment, and the command ends "… resume with --resume", status
+    130), Python's KeyboardInterrupt otherwise (label generation: finished shards are kept).
+    Give ``ray job stop`` time for that: ``RAY_JOB_STOP_WAIT_TIME_S`` (README, cluster section).
+    """
+
+    def forward(signum: int, frame: Any) -> None:
+        print("stop signal (SIGTERM) received: stopping as on Ctrl-C", flush=True)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, forward)
+        except ValueError:  # not the main thread: leave Ray's handler in place
+            pass
 
 
 def _logs_dir() -> str:

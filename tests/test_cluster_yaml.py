@@ -47,6 +47,8 @@ MAIN_JOB_CPUS_PER_WORKER = 4
 PACKAGE_MOUNT = "/home/ray/sibcl_ray"
 #: Shared storage (EFS) path, the same on every node: --output and --data-dir live under it.
 SHARED_MOUNT = "/mnt/sibcl"
+#: Where file_mounts put the cluster's token on every node (the container user's ~/.ray/auth_token).
+TOKEN_MOUNT = "/home/ray/.ray/auth_token"
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 IMAGE_RE = re.compile(r"^rayproject/ray:(?P<version>\d+\.\d+\.\d+)-py(?P<py>\d+)-(?P<flavor>cpu|gpu|cu\d+)$")
 
@@ -342,11 +344,22 @@ def rule_shared_storage_mounted(raw: Config, prepared: Config) -> None:
     )
 
 
+def rule_token_auth_on_every_node(raw: Config, prepared: Config) -> None:
+    starts = [c for c in start_commands(prepared) if re.search(r"\bray start\b", c)]
+    assert len(starts) == 2, f"expected one head and one worker `ray start`, got {starts}"
+    for cmd in starts:
+        before = cmd[: cmd.index("ray start")]
+        assert re.search(r"\bexport RAY_AUTH_MODE=token\s*;", before), f"{cmd!r} starts Ray without token auth"
+    mounts = prepared["file_mounts"]
+    assert mounts.get(TOKEN_MOUNT) == "~/.ray/auth_token", (
+        f"file_mounts must copy your ~/.ray/auth_token to {TOKEN_MOUNT} on every node, got {mounts}")
+
+
 RULES = {f.__name__.removeprefix("rule_"): f for f in [
     rule_images_pinned, rule_gpu_image_on_gpu_nodes, rule_trial_driver_only_on_head, rule_driver_slots_cover_gpus,
     rule_workers_scale_from_zero, rule_gpu_worker_leaves_cpus_for_ray_data, rule_nothing_binds_all_interfaces,
     rule_dashboard_host_is_localhost, rule_resources_only_in_node_types, rule_ssh_only_from_one_address,
-    rule_ami_explicit, rule_setup_installs_package, rule_shared_storage_mounted,
+    rule_ami_explicit, rule_setup_installs_package, rule_shared_storage_mounted, rule_token_auth_on_every_node,
 ]}
 
 
@@ -373,7 +386,8 @@ def _set(path: str, value: Any) -> Callable[[Config], None]:
 
 
 _DELETE = object()
-_HEAD_START = "ulimit -n 65536; ray start --head --port=6379 --autoscaling-config=~/ray_bootstrap_config.yaml"
+_HEAD_START = ("ulimit -n 65536; export RAY_AUTH_MODE=token; ray start --head --port=6379 "
+               "--autoscaling-config=~/ray_bootstrap_config.yaml")
 
 # Each rule, and a config that breaks only that rule (or that rule first).
 MUTATIONS = [
@@ -421,6 +435,11 @@ MUTATIONS = [
     ("setup_installs_package", _set("file_mounts", {})),
     ("shared_storage_mounted", lambda c: c["docker"]["run_options"].remove(f"-v {SHARED_MOUNT}:{SHARED_MOUNT}")),
     ("shared_storage_mounted", _set("initialization_commands", [])),
+    ("token_auth_on_every_node", lambda c: c["worker_start_ray_commands"].__setitem__(
+        1, c["worker_start_ray_commands"][1].replace("export RAY_AUTH_MODE=token; ", ""))),
+    ("token_auth_on_every_node", lambda c: c["head_start_ray_commands"].__setitem__(
+        1, c["head_start_ray_commands"][1].replace("RAY_AUTH_MODE=token", "RAY_AUTH_MODE=disabled"))),
+    ("token_auth_on_every_node", lambda c: c["file_mounts"].pop("/home/ray/.ray/auth_token")),
 ]
 
 

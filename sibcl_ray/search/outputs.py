@@ -33,7 +33,7 @@ def trial_rows(results: Any, statuses: dict[str, str], space: dict[str, Any]) ->
         else:
             outcome = UNFINISHED
         row = {"trial_id": trial_id, "status": status, "outcome": outcome}
-        row.update({key: result.config.get(key) for key in space})
+        row.update({key: (result.config or {}).get(key) for key in space})  # None: stopped before it started
         row.update({key: metrics.get(key) for key in ("val_error", "phase", "epochs_done", "best_finetune_epoch")})
         row["error"] = (str(result.error).strip().splitlines()[-1][:300] if result.error is not None
                         else metrics.get("stopped_reason", ""))

@@ -19,6 +19,8 @@ run's last checkpoint (the run is named after the trial), and the searcher keeps
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -41,7 +43,7 @@ from sibcl_ray.presets import Preset
 from sibcl_ray.problems import get_problem
 from sibcl_ray.provenance import provenance
 from sibcl_ray.search.driver import run_trial
-from sibcl_ray.search.outputs import plot_search, trial_rows, write_best_config, write_trials_csv
+from sibcl_ray.search.outputs import COMPLETED, plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
 from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
@@ -107,6 +109,41 @@ class _TrialStatuses(tune.Callback):
         self._save(trials)
 
 
+#: Set when Ctrl-C or SIGTERM stopped ``tuner.fit()`` in this process (see ``_StopWatch``).
+_STOPPED = threading.Event()
+
+
+class _StopWatch(tune.Callback):
+    """Notices that the user stopped the search.
+
+    An interrupted ``tuner.fit()`` returns normally, and its trials that were still running
+    come back TERMINATED, like trials ASHA stopped: the result grid cannot tell a stopped
+    search from a finished one. So on Tune's first step this wraps the SIGINT handler Tune
+    has just installed (SIGTERM reaches it too, ``session.stop_on_sigterm_like_ctrl_c``)
+    and records the stop in a module-level flag, which also holds for the copy of this
+    callback that ``Tuner.restore`` unpickles.
+    """
+
+    def __init__(self) -> None:
+        self._wrapped = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._wrapped or threading.current_thread() is not threading.main_thread():
+            return
+        tune_handler = signal.getsignal(signal.SIGINT)
+
+        def watched(signum: int, frame: Any) -> None:
+            _STOPPED.set()
+            if callable(tune_handler):
+                tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, watched)
+        self._wrapped = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_wrapped": False}
+
+
 class _Progress(tune.Callback):
     """Our progress lines (each pretraining epoch's signals, resumes, stops) and the
     search's best fine-tuned validation error as a Ray metric. Worker output goes to Ray's
@@ -163,14 +200,16 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         _store_settings(storage.join(tune_root, experiment), settings)
     if (where := describe_trackers(settings.trackers, settings.output)) is not None:
         print(where, flush=True)
+    _STOPPED.clear()
     results = tuner.fit()
 
     statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
     rows = trial_rows(results, statuses, settings.space)
     write_trials_csv(rows, settings.output / "trials.csv")
-    if results.num_terminated + results.num_errors < settings.num_samples:
-        raise SearchInterrupted(f"search interrupted after {results.num_terminated + results.num_errors} of "
-                                f"{settings.num_samples} trials; continue it with the same command and --resume")
+    if _STOPPED.is_set() or results.num_terminated + results.num_errors < settings.num_samples:
+        trained = sum(r["outcome"] == COMPLETED for r in rows)
+        raise SearchInterrupted(f"search interrupted ({trained} of {settings.num_samples} trials trained to the end); "
+                                "continue it with the same command and --resume")
     best = best_finetuned(results)
     checkpoint = _checkpoint_location(best.metrics["checkpoint_path"], settings.storage)
     test = evaluate_in_task(settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
@@ -268,7 +307,7 @@ def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root
             scheduler=scheduler,
         ),
         run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
-                                  callbacks=[_TrialStatuses(status_file), _Progress(settings.problem),
+                                  callbacks=[_StopWatch(), _TrialStatuses(status_file), _Progress(settings.problem),
                                              *tracker_callbacks(settings.trackers, settings.output, job.experiment)]),
     )
 

@@ -1,0 +1,149 @@
+"""The README's job commands, run as written against a real `ray start` cluster with token auth.
+
+`ray job submit` a smoke search, `ray job stop` it mid-trial (SIGTERM: it must take the Ctrl-C
+path, not die in a stack dump), resubmit with `--resume`, and find every trial exactly once,
+the interrupted one continued from its checkpoint, no label recomputed, the stored study
+intact. Only the ports differ from the README (free ones, so another Ray cannot collide).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from sibcl_ray.errors import CheckpointError
+from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
+from sibcl_ray.train.checkpoints import load_state
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def readme_job_commands() -> list[str]:
+    """The shell commands of the README's "Try the job commands locally" block, one per line."""
+    text = README.read_text()
+    section = text[text.index("### Try the job commands locally"):]
+    block = section[section.index("```bash") + len("```bash"):]
+    block = block[: block.index("```")]
+    return [" ".join(part.strip() for part in command.split("\\\n")) for command in
+            re.split(r"(?<!\\)\n", block.strip()) if command.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(command: str, env: dict[str, str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          executable="/bin/bash")
+
+
+def _readable_state(checkpoint: Path) -> dict | None:
+    try:
+        return load_state(checkpoint)
+    except CheckpointError:
+        return None
+
+
+@pytest.mark.slow
+def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
+    commands = readme_job_commands()
+    assert [c.split()[:3] for c in commands] == [
+        ["ray", "get-auth-token", "--generate"], ["export", "RAY_AUTH_MODE=token"], ["ray", "start", "--head"],
+        ["ray", "job", "submit"], ["ray", "job", "stop"], ["ray", "job", "submit"], ["ray", "stop"]]
+    gcs, dashboard = _free_port(), _free_port()
+    address = f"http://127.0.0.1:{dashboard}"
+    commands = [c.replace("http://127.0.0.1:8265", address) for c in commands]
+    commands[2] = commands[2].replace("ray start --head", f"ray start --head --port {gcs} --dashboard-port {dashboard}")
+    env = dict(os.environ, HOME=str(tmp_path), PWD=str(tmp_path), RAY_AUTH_MODE="token")  # a private ~/.ray
+    env.pop("RAY_ADDRESS", None)
+    out = tmp_path / "sibcl_runs" / "job-smoke"
+    sessions_before = _ray_sessions()
+    try:
+        token = _run(commands[0], env, tmp_path)
+        assert token.returncode == 0 and (tmp_path / ".ray" / "auth_token").exists(), token.stderr
+        assert oct((tmp_path / ".ray" / "auth_token").stat().st_mode & 0o777) == "0o600"
+        started = _run(commands[2], env, tmp_path, timeout=180)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+
+        # token auth is on: a client without RAY_AUTH_MODE=token is refused
+        refused = _run(f"ray job list --address {address}", {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"},
+                       tmp_path, timeout=120)
+        assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
+
+        submitted = _run(commands[3], env, tmp_path, timeout=180)
+        assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr[-2000:]
+        job = re.search(r"--submission-id (\S+)", commands[3]).group(1)
+        deadline, logs = time.monotonic() + 420, ""
+        while time.monotonic() < deadline:  # one finished trial, and a checkpoint of the next one
+            logs = _run(f"ray job logs --address {address} {job}", env, tmp_path).stdout
+            running = [d for d in (out / "train").glob("*") if any(d.glob("checkpoint_*"))] if (out / "train").exists() else []
+            if re.search(r"Trial run_trial_\w+ completed after", logs) and len(running) >= 2:
+                break
+            time.sleep(3)
+        else:
+            pytest.fail("no trial finished in time:\n" + logs[-3000:])
+        stopped = _run(commands[4], env, tmp_path, timeout=300)
+        assert stopped.returncode == 0, stopped.stdout[-2000:] + stopped.stderr[-2000:]
+        status = _run(f"ray job status --address {address} {job}", env, tmp_path).stdout
+        logs = _run(f"ray job logs --address {address} {job}", env, tmp_path).stdout
+        assert "STOPPED" in status or "stopped" in status
+        assert "stop signal (SIGTERM) received: stopping as on Ctrl-C" in logs
+        assert "continue it with the same command and --resume" in logs, logs[-3000:]
+        assert "Traceback" not in logs and "SystemExit" not in logs, logs[-3000:]
+
+        resumed = _run(commands[5], env, tmp_path, timeout=600)  # without --no-wait: follows the job to its end
+        assert resumed.returncode == 0 and "succeeded" in resumed.stdout, resumed.stdout[-3000:] + resumed.stderr[-2000:]
+    finally:
+        _run(commands[6] + " --force", env, tmp_path, timeout=120)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problem"] == "phc" and summary["preset"] == "smoke" and summary["n_trials"] == 3
+    assert math.isfinite(summary["val_error"]) and 0 < summary["test_error"] < 0.3
+    assert within(load_space(default_space_path("phc")), summary["best_config"])
+    assert summary["labels_computed"] == 0  # the resumed job reused every shard
+    best = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best["temperature"] == summary["best_config"]["temperature"]
+    assert (out / "search_history.png").stat().st_size > 10_000 and (out / "model" / "model.pt").exists()
+    with open(out / "trials.csv") as handle:
+        trials = list(csv.DictReader(handle))
+    assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
+    assert {t["outcome"] for t in trials} <= {"completed", "stopped_by_asha"}
+    resumed_runs = [state["resumed_at"] for state in map(_readable_state, out.glob("train/*/checkpoint_*"))
+                    if state and state["resumed_at"]]
+    assert resumed_runs and all(r[0] >= 1 for r in resumed_runs)  # continued, not restarted
+
+    # the stored study survived the stop: Optuna's own client finds every trial once, in its true state
+    study = optuna.load_study(study_name=summary["study"]["name"],
+                              storage=JournalStorage(JournalFileBackend(str(out / "optuna.journal"))))
+    assert len(study.trials) == 3
+    assert study.trials[0].params == reference_point(load_space(default_space_path("phc")))[0]  # warm start
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert study.best_value == pytest.approx(summary["val_error"])
+
+    # the splits were read once per search by each driver: no Ray Data read task on the cluster
+    sessions = sorted(_ray_sessions() - sessions_before)
+    assert len(sessions) == 1  # the `ray start` cluster, shared by both jobs
+    logs = " ".join(p.read_text(errors="replace") for p in sessions[0].glob("logs/ray-data/*.log"))
+    assert "InputDataBuffer" in logs and "ReadParquet" not in logs and "ReadFiles" not in logs
+    assert shlex.split(summary["command"])[-1] == "--resume"
+
+
+def _ray_sessions() -> set[Path]:
+    return set(Path(os.environ["RAY_TMPDIR"]).glob("ray/session_2*"))
