@@ -7,9 +7,12 @@ scale factor per sample) and must give identical outputs. Two loop baselines:
   ``torch.cat`` inside the loop;
 - ``idealised``: a single pass per sample, stacked once at the end (a loop done well).
 
-Each batch is timed at torch's default thread count (what a user gets) and at one thread.
+Each batch is timed at torch's default thread count (what a user gets) and at one thread; with
+``--device cuda`` the data sit on the GPU (the loops' draws stay Python numbers on the host, as
+a per-sample loop has them), each call is timed to its end (synchronised), and threads are
+not varied.
 
-    python benchmarks/bench_transforms.py [--repeats 10] [--json benchmarks/results/transforms.json]
+    python benchmarks/bench_transforms.py [--repeats 10] [--device cpu] [--json benchmarks/results/transforms.json]
 """
 
 from __future__ import annotations
@@ -75,30 +78,34 @@ def per_sample_loop(x: torch.Tensor, d: dict[str, torch.Tensor]) -> torch.Tensor
     return torch.stack(out)
 
 
-def measure(shape: tuple[int, ...], repeats: int, rounds: int = 3) -> dict[str, object]:
+def measure(shape: tuple[int, ...], repeats: int, device: torch.device, rounds: int = 3) -> dict[str, object]:
     """Seconds per batch of each path in steady state (a warm-up call, then ``repeats`` timed
     calls in a row), the paths taking turns for ``rounds`` rounds so that drift in the machine's
     speed hits all of them alike. Speed-ups compare the fastest calls (as ``timeit`` advises:
     slower calls measure interference, which on a shared VM varies several-fold within a minute);
     medians are kept in the JSON."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(shape, generator=gen)
+    x = torch.rand(shape, generator=gen).to(device)
     d = draws(shape[0], len(shape) - 1, shape[-1], gen)
-    expected = batched(x, d)
+    on_device = {name: value.to(device) for name, value in d.items()}  # the batched path's draws live with the data
+    expected = batched(x, on_device)
     assert torch.equal(expected, per_sample_loop(x, d)), "batched and idealised loop disagree"
     assert torch.equal(expected, reference_style_loop(x, d)), "batched and reference-style loop disagree"
-    paths = {"batched": batched, "loop": per_sample_loop, "reference": reference_style_loop}
+    paths = {"batched": (batched, on_device), "loop": (per_sample_loop, d), "reference": (reference_style_loop, d)}
     samples: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(rounds):
-        for name, fn in paths.items():
-            fn(x, d)
+        for name, (fn, ops) in paths.items():
+            fn(x, ops)
             for _ in range(repeats):
+                _sync(device)
                 start = time.perf_counter()
-                fn(x, d)
+                fn(x, ops)
+                _sync(device)
                 samples[name].append(time.perf_counter() - start)
     best = {name: min(values) for name, values in samples.items()}
     median = {name: statistics.median(values) for name, values in samples.items()}
-    return {"batch_shape": list(shape), "torch_threads": torch.get_num_threads(), "timed_calls": rounds * repeats,
+    return {"batch_shape": list(shape), "device": str(device), "torch_threads": torch.get_num_threads(),
+            "timed_calls": rounds * repeats,
             "batched_s": best["batched"], "reference_loop_s": best["reference"], "idealised_loop_s": best["loop"],
             "median_s": median, "batched_samples_per_s": shape[0] / best["batched"],
             "reference_loop_samples_per_s": shape[0] / best["reference"],
@@ -112,17 +119,25 @@ def measure(shape: tuple[int, ...], repeats: int, rounds: int = 3) -> dict[str, 
 SHAPES = ((256, 32, 32), (192, 32, 32, 32), (256, 32, 32, 32))
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed calls in a row per path, batch and round (fastest and median reported)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the data sit (default cpu)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/transforms.json"))
     args = parser.parse_args()
+    device = torch.device(args.device)
     default_threads = torch.get_num_threads()
     rows = []
-    for threads in sorted({default_threads, 1}, reverse=True):
+    for threads in sorted({default_threads, 1} if device.type == "cpu" else {default_threads}, reverse=True):
         torch.set_num_threads(threads)
         for shape in SHAPES:
-            rows.append(measure(shape, args.repeats if len(shape) == 3 else max(2, args.repeats // 5)))
+            rows.append(measure(shape, args.repeats if len(shape) == 3 else max(2, args.repeats // 5), device))
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     print("| batch (B, …) | torch threads | batched ms | reference-style loop ms | speed-up | idealised loop ms | speed-up "
           "| speed-up vs reference-style, medians |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -14,6 +14,7 @@ import pytest
 
 import sibcl_ray
 from sibcl_ray.data.shards import read_split
+from sibcl_ray.train.checkpoints import load_state
 
 
 @pytest.mark.slow
@@ -21,7 +22,7 @@ def test_benchmark_runs_every_cell_once_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "out"
     command = [sys.executable, "-m", "sibcl_ray.benchmark", "--problem", "tise", "--dim", "2", "--preset", "smoke",
                "--methods", "tl-i,sl", "--nsam", "25,50", "--seeds", "1", "--output", str(out),
-               "--data-dir", str(tmp_path / "data")]
+               "--data-dir", str(tmp_path / "data"), "--workers-per-run", "2"]  # every run DDP over 2 gloo workers
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -39,6 +40,8 @@ def test_benchmark_runs_every_cell_once_and_reports(tmp_path: Path) -> None:
     # pretraining once per pretraining method, reused by every budget; sl never pretrains
     assert sorted(p.name for p in (out / "train").glob("pretrain-*")) == ["pretrain-tl-i-s0"]
     assert len(list((out / "train").glob("finetune-*"))) == 4
+    state = load_state(next(iter(sorted((out / "train" / "pretrain-tl-i-s0").glob("checkpoint_*")))))
+    assert state["config"]["hparams"]["batch_size"] == 96  # the global batch, 48 on each of the 2 ranks
 
     assert results["seed"] == 0 and results["versions"]["ray"] == "2.60.0" and "models" not in results
 

@@ -1,1 +1,2 @@
-"""Torch building blocks: losses, batched invariance transforms, models. No Ray here."""
+"""Torch building blocks: losses, batched invariance transforms, models, the training steps and
+their FLOP counts. No Ray here."""

@@ -18,6 +18,8 @@ stopped:
   so far — the model that is kept (selection on validation only, never on test);
 - ``rung_error`` is what early stopping compares: the pretraining signal named by the
   run's ``rung_metric`` while pretraining, ``val_error`` while fine-tuning.
+The steps themselves (batching, one contrastive and one supervised step, float32 on a CPU and
+bf16 + channels-last on a GPU) are ``learning.steps``, Ray-free so they can be benchmarked alone.
 A non-finite loss or validation error stops the run cleanly instead of failing it (a retry
 would only repeat it): every rank agrees on it at the end of the epoch, the last report
 carries ``val_error = inf`` and ``stopped_reason``, and the search goes on without it.
@@ -37,9 +39,10 @@ import ray.train
 import ray.train.torch
 import torch
 
-from sibcl_ray.learning.losses import nt_xent, supervised_loss
 from sibcl_ray.learning.models import SIBCLNet
 from sibcl_ray.learning.probe import embedding_std, knn_predict, ridge_fit, ridge_predict
+from sibcl_ray.learning.steps import (Augment, StepSettings, batches, contrastive_split, contrastive_step,
+                                      step_batches, supervised_step)
 from sibcl_ray.learning.transforms import make_augmenter
 from sibcl_ray.monitoring import record_pretraining_throughput
 from sibcl_ray.problems import Problem, get_problem
@@ -61,11 +64,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     data = {name: _load_split(problem, name, device) for name in config["splits"]}
     torch.manual_seed(int(config["seed"]))  # same initial weights on every rank and every rerun
-    model = SIBCLNet(problem.model_spec(config["model_size"]), problem.label_dim)
+    spec = problem.model_spec(config["model_size"])
+    model = SIBCLNet(spec, problem.label_dim)
     if config.get("init_state"):
         model.load_state_dict(load_state(config["init_state"])["model"])
     if ctx.get_world_size() > 1 and device.type == "cuda" and config.get("sync_batchnorm", True):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global-batch statistics (GPU only in torch)
+    settings = StepSettings.for_device(device)  # float32 on a CPU; bf16 autocast + channels-last on a GPU
+    model = settings.prepare(model, spec.dim)
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
     net = _unwrap(model)
 
@@ -89,22 +95,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + rank * 104729 + state["epochs_done"])
     augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
-    losses = _Losses(problem, config)
+    losses = Losses(problem, config)
 
     if state["epochs_done"]:
         print(f"{config.get('trial_name', 'run')}: resumed from the checkpoint after epoch {state['epochs_done']}", flush=True)
     for epoch in range(state["epochs_done"], total_epochs):
         metrics: dict[str, Any]
         if epoch < pretrain_epochs:
-            metrics = _pretrain_epoch(model, pre_opt, data, method, hp, augment, gen, losses, epoch,
-                                      int(config["pretrain_steps"]), int(config["surrogate_steps"]))
-            metrics["val_error"] = _val_error(model, problem, data["val"])
-            if "train" in data:
-                metrics.update(_probe(net, problem, data["train"], data["val"]))
-            metrics["phase"] = "pretrain"
-            metrics["rung_error"] = metrics.get(config.get("rung_metric") or "val_error", metrics["val_error"])
+            metrics = pretrain_epoch(model, pre_opt, data, problem, method, hp, augment, gen, losses, epoch, config,
+                                     settings)
         else:
-            metrics = _finetune_epoch(model, fine_opt, data["train"], method, hp, augment, gen, losses, epoch)
+            metrics = _finetune_epoch(model, fine_opt, data["train"], method, hp, augment, gen, losses, epoch, settings)
             epoch_val = _val_error(model, problem, data["val"])
             plateau.step(epoch_val)
             if epoch_val < state["best_val"]:
@@ -141,7 +142,7 @@ def per_rank_batches(hparams: dict[str, Any], world_size: int) -> dict[str, Any]
     return out
 
 
-class _Losses:
+class Losses:
     """The problem's supervised losses (on label − offset), and the first non-finite loss seen."""
 
     def __init__(self, problem: Problem, config: dict[str, Any]) -> None:
@@ -178,88 +179,78 @@ def _load_split(problem: Problem, name: str, device: torch.device) -> Arrays:
     return out
 
 
-def _batches(count: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled index batches, dropping the ragged end (equal step counts across DDP ranks)."""
-    batch = max(1, min(batch, count))
-    order = torch.randperm(count, generator=gen)
-    return [order[i : i + batch] for i in range(0, count - batch + 1, batch)]
+def pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], problem: Problem,
+                   method: Method, hp: dict[str, Any], augment: Augment, gen: torch.Generator, losses: Losses,
+                   epoch: int, config: dict[str, Any], settings: StepSettings) -> dict[str, Any]:
+    """One pretraining epoch and its validation signals: everything a worker does between two
+    reports. Needs no Ray context, so ``benchmarks/bench_training.py`` runs the very same epoch
+    in a plain process to measure what Ray adds around it."""
+    metrics = _pretrain_steps(model, opt, data, method, hp, augment, gen, losses, epoch,
+                              int(config["pretrain_steps"]), int(config["surrogate_steps"]), settings)
+    metrics["val_error"] = _val_error(model, problem, data["val"])
+    if "train" in data:
+        metrics.update(_probe(_unwrap(model), problem, data["train"], data["val"]))
+    metrics["phase"] = "pretrain"
+    metrics["rung_error"] = metrics.get(config.get("rung_metric") or "val_error", metrics["val_error"])
+    return metrics
 
 
-def _step_batches(count: int, batch: int, steps: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """``steps`` index batches of ``batch`` samples: shuffled passes over ``count`` strung together.
-
-    A fixed number of steps whatever the batch size, so the searched batch size does not
-    also set the pretraining budget; equal on every DDP rank by construction.
-    """
-    batch = max(1, min(batch, count))
-    passes = -(-(steps * batch) // count)
-    order = torch.cat([torch.randperm(count, generator=gen) for _ in range(passes)])
-    return [order[i * batch : (i + 1) * batch] for i in range(steps)]
-
-
-def _pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], method: Method,
-                    hp: dict[str, Any], augment: Any, gen: torch.Generator, losses: _Losses, epoch: int,
-                    contrastive_steps: int, surrogate_steps: int) -> dict[str, Any]:
+def _pretrain_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], method: Method,
+                    hp: dict[str, Any], augment: Augment, gen: torch.Generator, losses: Losses, epoch: int,
+                    contrastive_steps: int, surrogate_steps: int, settings: StepSettings) -> dict[str, Any]:
     model.train()
     out: dict[str, Any] = {}
     if method.contrastive:
         target, surrogate = data["unlabeled"]["x"], data.get("surrogate", {}).get("x")
-        mix = hp["mix_ratio"] if method.contrastive_surrogate else 0.0
-        n_sur = int(round(hp["batch_size"] * mix)) if surrogate is not None and len(surrogate) else 0
-        n_tgt = max(2, hp["batch_size"] - n_sur)
-        batches = _step_batches(len(target), n_tgt, contrastive_steps, gen)
-        sur_batches = _step_batches(len(surrogate), n_sur, contrastive_steps, gen) if n_sur else None
+        mix = hp["mix_ratio"] if method.contrastive_surrogate and surrogate is not None and len(surrogate) else 0.0
+        n_tgt, n_sur = contrastive_split(hp["batch_size"], mix)
+        target_batches = step_batches(len(target), n_tgt, contrastive_steps, gen)
+        sur_batches = step_batches(len(surrogate), n_sur, contrastive_steps, gen) if n_sur else None
         total, seen, start = 0.0, 0, time.perf_counter()
-        for step, idx in enumerate(batches):
+        for step, idx in enumerate(target_batches):
             x = target[idx]
             if sur_batches is not None:
                 x = torch.cat([x, surrogate[sur_batches[step]]])
-            views = torch.cat([augment(x, gen), augment(x, gen)])
-            z = model(views, head="project")
-            loss = nt_xent(z[: len(x)], z[len(x) :], hp["temperature"])
+            loss = contrastive_step(model, opt, x, augment, gen, hp["temperature"], settings)
             losses.check(loss, "contrastive", epoch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
             total += loss.item()
             seen += len(x)
-        out["contrastive_loss"] = total / max(1, len(batches))
+        out["contrastive_loss"] = total / max(1, len(target_batches))
         out["pretrain_samples_per_s"] = seen / (time.perf_counter() - start)
     if method.surrogate_supervised:
         out["surrogate_loss"] = _supervised_pass(model, opt, data["surrogate"], hp["batch_size"],
                                                  augment if method.augment_labelled else None, gen,
-                                                 losses.surrogate, losses, "surrogate", epoch, steps=surrogate_steps)
+                                                 losses.surrogate, losses, "surrogate", epoch, settings,
+                                                 steps=surrogate_steps)
     return out
 
 
 def _finetune_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, train: Arrays, method: Method,
-                    hp: dict[str, Any], augment: Any, gen: torch.Generator, losses: _Losses, epoch: int) -> dict[str, Any]:
+                    hp: dict[str, Any], augment: Augment, gen: torch.Generator, losses: Losses, epoch: int,
+                    settings: StepSettings) -> dict[str, Any]:
     model.train()
-    loss = _supervised_pass(model, opt, train, hp["finetune_batch_size"],
-                            augment if method.augment_labelled else None, gen, losses.finetune, losses, "fine-tuning", epoch)
+    loss = _supervised_pass(model, opt, train, hp["finetune_batch_size"], augment if method.augment_labelled else None,
+                            gen, losses.finetune, losses, "fine-tuning", epoch, settings)
     return {"finetune_loss": loss}
 
 
 def _supervised_pass(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Arrays, batch_size: int,
-                     augment: Any, gen: torch.Generator, loss_name: str, losses: _Losses, what: str, epoch: int,
-                     steps: int | None = None) -> float:
+                     augment: Augment | None, gen: torch.Generator, loss_name: str, losses: Losses, what: str,
+                     epoch: int, settings: StepSettings, steps: int | None = None) -> float:
     """One pass over ``data`` (fine-tuning), or ``steps`` batches strung over passes (surrogate)."""
     count = len(data["x"])
-    batches = _batches(count, batch_size, gen) if steps is None else _step_batches(count, batch_size, steps, gen)
+    index_batches = batches(count, batch_size, gen) if steps is None else step_batches(count, batch_size, steps, gen)
     total = 0.0
-    for idx in batches:
+    for idx in index_batches:
         x = data["x"][idx]
         if augment is not None:
             x = augment(x, gen)
         if len(x) < 2:  # BatchNorm needs two samples; only a 1-sample shard gets here
             continue
-        loss = supervised_loss(loss_name, model(x, head="predict"), data["y"][idx])
+        loss = supervised_step(model, opt, x, data["y"][idx], loss_name, settings)
         losses.check(loss, what, epoch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
         total += loss.item()
-    return total / max(1, len(batches))
+    return total / max(1, len(index_batches))
 
 
 @torch.no_grad()
