@@ -57,6 +57,22 @@ class StudySearch(OptunaSearch):
         self._intermediate_metric = intermediate_metric
         self._steps_reported: dict[str, set[int]] = {}
 
+    def _setup_study(self, mode: Any) -> None:
+        """Create or load the stored study, and queue each starting point only if the study
+        has no trial with those parameters yet.
+
+        ``OptunaSearch`` enqueues ``points_to_evaluate`` every time it sets the study up, and a
+        restored search sets it up again on the same journal: the reference settings would be
+        queued (and trained) a second time after every ``--resume``.
+        """
+        points, self._points_to_evaluate = self._points_to_evaluate, []
+        try:
+            super()._setup_study(mode)
+        finally:
+            self._points_to_evaluate = points
+        for point in points:
+            self._ot_study.enqueue_trial(point, skip_if_exists=True)
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Record ``intermediate_metric`` at ``epochs_done`` (each step once)."""
         ot_trial = self._ot_trials.get(trial_id)
