@@ -51,3 +51,11 @@ def test_finished_run_is_found_behind_cut_short_checkpoints(run_dir: Path) -> No
     assert metrics is not None and metrics["checkpoint_path"].endswith("checkpoint_2026-11-24_04-18-31.559727")
     assert metrics["val_error"] == 0.07 and metrics["best_finetune_epoch"] == 4 and metrics["training_complete"]
     assert finished_run_metrics(str(run_dir), total_epochs=7) is None  # the last readable one is not done
+
+
+def test_readable_state_is_none_for_a_cut_checkpoint(tmp_path: Path) -> None:
+    from sibcl_ray.train.checkpoints import readable_state
+
+    (tmp_path / "state.pt").write_bytes(b"\x80\x02cut")  # a state.pt whose copy stopped early
+    assert readable_state(tmp_path) is None
+    assert readable_state(tmp_path / "missing") is None

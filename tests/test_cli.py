@@ -18,22 +18,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from sibcl_ray.errors import CheckpointError
-from sibcl_ray.train.checkpoints import load_state
+from sibcl_ray.train.checkpoints import load_state, readable_state
 
 
 def _tune(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "sibcl_ray.tune", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _readable_state(checkpoint: Path) -> dict | None:
-    """A checkpoint's state, or None for one whose upload the SIGINT cut short (never registered)."""
-    try:
-        return load_state(checkpoint)
-    except CheckpointError:
-        return None
 
 
 @pytest.mark.slow
@@ -47,7 +38,7 @@ def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(
     assert re.search(r"Ray dashboard: http://127\.0\.0\.1:\d+", result.stdout)  # 8265 unless another Ray holds it
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_trials_completed"] == 1 and 0 < summary["test_error"] < 0.3
-    state = load_state(next(p for p in sorted(out.glob("train/*/checkpoint_*")) if _readable_state(p)))
+    state = load_state(next(p for p in sorted(out.glob("train/*/checkpoint_*")) if readable_state(p)))
     assert state["config"]["hparams"]["batch_size"] == 96  # the global batch; each rank took 48
     assert summary["seed"] == 0 and "--workers-per-trial 2" in summary["command"]
     assert summary["versions"]["ray"] == "2.60.0" and summary["versions"]["torch"]

@@ -26,9 +26,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from sibcl_ray.errors import CheckpointError
 from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
-from sibcl_ray.train.checkpoints import load_state
+from sibcl_ray.train.checkpoints import readable_state
 
 README = Path(__file__).parents[1] / "README.md"
 #: Epochs of a smoke trial (2 pretraining + 4 fine-tuning): each takes ~2 s, so the stop must be quick.
@@ -54,13 +53,6 @@ def _free_port() -> int:
 def _run(command: str, env: dict[str, str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
                           executable="/bin/bash")
-
-
-def _readable_state(checkpoint: Path) -> dict | None:
-    try:
-        return load_state(checkpoint)
-    except CheckpointError:
-        return None
 
 
 @pytest.mark.slow
@@ -94,7 +86,7 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
         job = re.search(r"--submission-id (\S+)", commands[3]).group(1)
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:  # one trial trained to the end, and a checkpoint of the next one
-            epochs = [max((s["epochs_done"] for s in map(_readable_state, d.glob("checkpoint_2*")) if s), default=0)
+            epochs = [max((s["epochs_done"] for s in map(readable_state, d.glob("checkpoint_2*")) if s), default=0)
                       for d in (out / "train").glob("*")] if (out / "train").exists() else []
             if len(epochs) >= 2 and max(epochs) == SMOKE_EPOCHS and 0 < min(epochs) < SMOKE_EPOCHS:
                 break
@@ -128,7 +120,7 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
         trials = list(csv.DictReader(handle))
     assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
     assert {t["outcome"] for t in trials} <= {"completed", "stopped_by_asha"}
-    resumed_runs = [state["resumed_at"] for state in map(_readable_state, out.glob("train/*/checkpoint_*"))
+    resumed_runs = [state["resumed_at"] for state in map(readable_state, out.glob("train/*/checkpoint_*"))
                     if state and state["resumed_at"]]
     assert resumed_runs and all(r[0] >= 1 for r in resumed_runs)  # continued, not restarted
 

@@ -36,3 +36,12 @@ def load_state(checkpoint: Any) -> dict[str, Any]:
 def selected_weights(state: dict[str, Any]) -> dict[str, Any]:
     """The model a run selected (its best-validation epoch), or its last weights when it never validated."""
     return state["best_model"] if state.get("best_model") is not None else state["model"]
+
+
+def readable_state(checkpoint: Any) -> dict[str, Any] | None:
+    """:func:`load_state`, or None for a checkpoint whose copy was cut short (Train never
+    registered it): what code that scans a run's checkpoint folders wants."""
+    try:
+        return load_state(checkpoint)
+    except CheckpointError:
+        return None
