@@ -15,8 +15,7 @@ import ray.data
 
 from sibcl_ray import storage
 from sibcl_ray.data.datasets import split_dataset
-from sibcl_ray.errors import CheckpointError
-from sibcl_ray.train.checkpoints import load_state
+from sibcl_ray.train.checkpoints import readable_state
 from sibcl_ray.train.evaluate import evaluate
 from sibcl_ray.train.hparams import with_defaults
 from sibcl_ray.train.methods import get_method
@@ -103,9 +102,8 @@ def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[An
 def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | None:
     """The final metrics of a Train run whose last readable checkpoint has every epoch done, else None."""
     for folder in reversed(storage.list_dirs(run_dir, "checkpoint_")):
-        try:
-            state = load_state(folder)
-        except CheckpointError:  # its upload was cut short when the run stopped: Train never registered it
+        state = readable_state(folder)
+        if state is None:  # its upload was cut short when the run stopped: Train never registered it
             continue
         if state["epochs_done"] >= total_epochs:
             return {"val_error": state["best_val"], "epochs_done": state["epochs_done"], "phase": "finetune",
