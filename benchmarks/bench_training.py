@@ -10,9 +10,9 @@ TFLOP/s (``learning.flops``: a multiply-add is 2 FLOPs) and MFU against a large 
 the same device in the step's dtype, and against the data sheet's bf16 peak where the GPU is
 known. Inputs are random: what a step costs does not depend on the values.
 
-Part 2, CPU with Ray (``--no-ray`` skips it): the steady-state overhead of the real Train loop.
-One 1-worker ``TorchTrainer`` in a Tune trial, as a search runs it (``search.driver.run_trial``),
-pretrains for ``--ray-epochs`` epochs on the quick preset's split sizes; against it, the very
+Part 2, CPU with Ray (``--no-ray`` skips it): the steady-state overhead of the real training
+loop. One one-worker Tune trial as a search runs it (``search.driver.run_trial``: the loop runs
+inside the trial, reporting through Tune; ``--workers`` > 1 would go through Ray Train) pretrains for ``--ray-epochs`` epochs on the quick preset's split sizes; against it, the very
 same epoch function (``train.loop.pretrain_epoch``: contrastive steps, surrogate steps,
 validation error and probe) plus the same checkpoint write, called in this process on the same
 data, with the same batch and torch threads, before and after the Ray run. Ratios Ray ÷ bare
@@ -196,13 +196,14 @@ def ray_epochs(job: RunSpec, scratch: Path) -> list[dict[str, float]]:
     from ray import tune
 
     from sibcl_ray.search.driver import run_trial
+    from sibcl_ray.search.run import trial_resources
     from sibcl_ray.session import start_ray
-    from sibcl_ray.train.runs import read_splits
+    from sibcl_ray.train.runs import trial_data
 
     start_ray(None, driver_slots=1, num_cpus=max(os.cpu_count() or 1, int(job.cpus_per_worker)))
     try:
-        trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=read_splits(job)),
-                                        {"cpu": 0, "trial_driver": 1})
+        trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=trial_data(job)),
+                                        trial_resources(job))
         grid = tune.Tuner(trainable, param_space={},
                           run_config=tune.RunConfig(storage_path=str(scratch / "tune"), name="bench_training", verbose=0)).fit()
         result = grid[0]

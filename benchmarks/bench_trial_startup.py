@@ -1,11 +1,12 @@
 """How long a trial takes to report its first epoch, against its epochs and against Ray's floor.
 
 Reads a finished search's Tune experiment: for each trial, the seconds from its start to its
-first report (Tune's ``time_this_iter_s`` of the first result: trial actor, Train controller,
-worker actor, process group, data iterators, then the first epoch itself) and the median
-seconds of its later pretraining epochs. With ``--floor`` it also measures Ray's floor on this
-machine in the same pattern and concurrency: Tune function trainables, each fitting a
-``TorchTrainer`` (1 worker) whose loop reports once, at once. Prints a table, writes JSON.
+first report (Tune's ``time_this_iter_s`` of the first result: the trial actor (or a reused
+one), for DDP trials also Train's controller, worker actors and process group, the data, then
+the first epoch itself) and the median seconds of its later pretraining epochs. With ``--floor`` it also measures Ray's floor on this
+machine in the same pattern and concurrency, for both kinds of trial: Tune function trainables
+that report once (what a one-worker trial now pays), and ones that each fit a ``TorchTrainer``
+(1 worker) whose loop reports once (what a DDP trial pays). Prints a table, writes JSON.
 
     python benchmarks/bench_trial_startup.py --search-output sibcl_runs/phc-quick [--floor]
 """
@@ -50,23 +51,35 @@ def _floor_trial(config: dict, storage: str) -> None:
                                                 callbacks=[TuneReportCallback()])).fit()
 
 
-def ray_floor(trials: int, concurrent: int) -> list[float]:
-    """Seconds from trial start to first report for a TorchTrainer that does nothing but report."""
+def _floor_function(config: dict) -> None:
+    from ray import tune
+
+    tune.report({"epochs_done": 1})
+
+
+def ray_floor(trials: int, concurrent: int) -> dict[str, list[float]]:
+    """Seconds from trial start to first report: a function trainable that only reports (with
+    actors reused, as one-worker trials run), and one fitting a TorchTrainer that only reports."""
     import ray
     from ray import tune
 
     ray.init(num_cpus=2, resources={"trial_driver": concurrent}, log_to_driver=False,
              runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}})
+    floors = {}
     try:
         with tempfile.TemporaryDirectory() as storage:
-            trainable = tune.with_resources(tune.with_parameters(_floor_trial, storage=storage),
-                                            {"cpu": 0, "trial_driver": 1})
-            start = time.perf_counter()
-            grid = tune.Tuner(trainable, param_space={"i": tune.grid_search(list(range(trials)))},
-                              tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
-                              run_config=tune.RunConfig(storage_path=storage, name="floor", verbose=0)).fit()
-            print(f"floor: {trials} trials in {time.perf_counter() - start:.0f} s")
-            return [r.metrics["time_this_iter_s"] for r in grid]
+            kinds = {"function trainable": (tune.with_resources(_floor_function, {"cpu": 1}), True),
+                     "TorchTrainer in a trial": (tune.with_resources(tune.with_parameters(_floor_trial, storage=storage),
+                                                                     {"cpu": 0, "trial_driver": 1}), False)}
+            for kind, (trainable, reuse) in kinds.items():
+                start = time.perf_counter()
+                grid = tune.Tuner(trainable, param_space={"i": tune.grid_search(list(range(trials)))},
+                                  tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=reuse),
+                                  run_config=tune.RunConfig(storage_path=storage, name=kind.split()[0],
+                                                            verbose=0)).fit()
+                print(f"floor, {kind}: {trials} trials in {time.perf_counter() - start:.0f} s")
+                floors[kind] = [r.metrics["time_this_iter_s"] for r in grid]
+        return floors
     finally:
         ray.shutdown()
 
@@ -88,10 +101,11 @@ def main() -> None:
         print(f"| {r['trial']} | {r['first_report_s']:.1f} | {r['pretrain_epoch_s'] or float('nan'):.1f} | {ratio:.2f} |")
     payload: dict = {"search": summary["experiment"], "rows": rows}
     if args.floor:
-        floor = ray_floor(trials=4, concurrent=2)
-        payload["floor_first_report_s"] = floor
-        print(f"Ray's floor (empty TorchTrainer in a Tune trial, 2 at a time): first report after "
-              f"{', '.join(f'{f:.1f}' for f in floor)} s (median {statistics.median(floor):.1f} s)")
+        floors = ray_floor(trials=4, concurrent=2)
+        payload["floor_first_report_s"] = floors
+        for kind, floor in floors.items():
+            print(f"Ray's floor ({kind} that only reports, 2 at a time): first report after "
+                  f"{', '.join(f'{f:.1f}' for f in floor)} s (median {statistics.median(floor):.1f} s)")
     write_results(args.json, payload)
 
 

@@ -1,8 +1,10 @@
 """Ray orchestration of the label-efficiency benchmark: pretraining runs, then fine-tuning cells.
 
-Each run is a Ray task that takes a trial-driver slot (no CPU) and fits its own TorchTrainer
-(``search.driver.fit_run``), so Ray schedules the Train workers of many runs side by side.
-A cell is submitted as soon as the pretraining of its method has finished.
+Each run is a Ray task (``train.runs.fit_run``). A one-worker run trains inside its task, which
+holds the worker's CPUs (and GPU); with several workers per run the task is a driver that takes
+a trial-driver slot (no CPU) and fits its own TorchTrainer, so Ray schedules the Train workers
+of many runs side by side. A cell is submitted as soon as the pretraining of its method has
+finished; Ray retries a task whose process died, and the run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -28,16 +30,25 @@ from sibcl_ray.provenance import provenance
 from sibcl_ray.search.run import driver_resources
 from sibcl_ray.train.checkpoints import load_state, selected_weights
 from sibcl_ray.train.methods import get_method
-from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, read_splits
+from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
 
-def _task_options() -> dict[str, Any]:
-    """Ray task options equivalent to a Tune trial driver's resources."""
+def _task_options(job: RunSpec) -> dict[str, Any]:
+    """Ray task options of one run: its worker's CPUs and GPUs when it trains in place, else a
+    Tune trial driver's resources (a slot, no CPU)."""
+    options: dict[str, Any] = {"max_retries": 2, "retry_exceptions": False}
+    if job.trains_in_place:
+        return {**options, "num_cpus": job.cpus_per_worker, "num_gpus": job.gpus_per_worker}
     resources = driver_resources()
-    options: dict[str, Any] = {"num_cpus": resources.pop("cpu"), "max_retries": 2, "retry_exceptions": False}
+    options["num_cpus"] = resources.pop("cpu")
     if resources:
         options["resources"] = resources
     return options
+
+
+def _resolved(datasets: dict[str, Any]) -> dict[str, Any]:
+    """A run's splits with the object-store references among them fetched (arrays, zero-copy)."""
+    return {split: ray.get(d) if isinstance(d, ray.ObjectRef) else d for split, d in datasets.items()}
 
 
 def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[str, Any]) -> str:
@@ -45,7 +56,7 @@ def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[s
     done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
     if done is not None:
         return done["checkpoint_path"]
-    return fit_run(job, hparams, name, datasets=datasets).checkpoint.path
+    return fit_run(job, hparams, name, datasets=_resolved(datasets)).checkpoint
 
 
 def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_size: str,
@@ -57,10 +68,10 @@ def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_s
     if done is not None:
         checkpoint, val_error = done["checkpoint_path"], done["val_error"]
     else:
-        result = fit_run(job, hparams, name, datasets=datasets)
+        result = fit_run(job, hparams, name, datasets=_resolved(datasets))
         if result.metrics.get("stopped_reason"):
-            return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint.path}
-        checkpoint, val_error = result.checkpoint.path, result.metrics["val_error"]
+            return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint}
+        checkpoint, val_error = result.checkpoint, result.metrics["val_error"]
     test = evaluate_in_task(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test,
                             use_gpu=bool(job.gpus_per_worker), val_paths=val[0] if val else None,
                             n_val=val[1] if val else 0, keep_arrays=val is not None)
@@ -114,9 +125,13 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
                 if (cell_dir / f"{c.name}.json").exists()}
     todo = [c for c in cells if c.name not in finished]
     # every split read once into the object store; the labelled pool once per label budget
-    shared = read_splits(base, tuple(s for s in base.splits if s not in ("test", "train")))
-    train_sets = {n: read_splits(replace(base, nsam=n), ("train",))["train"] for n in sorted({c.nsam for c in cells})}
-    options = _task_options()
+    # (arrays put in the object store once when runs train in place, Ray Data blocks otherwise)
+    shared = trial_data(base, tuple(s for s in base.splits if s not in ("test", "train")))
+    train_sets = {n: trial_data(replace(base, nsam=n), ("train",))["train"] for n in sorted({c.nsam for c in cells})}
+    if base.trains_in_place:
+        shared = {split: ray.put(arrays) for split, arrays in shared.items()}
+        train_sets = {n: ray.put(arrays) for n, arrays in train_sets.items()}
+    options = _task_options(base)
     pretrain_task = ray.remote(_pretrain).options(**options)
     cell_task = ray.remote(_finetune_and_test).options(**options)
 

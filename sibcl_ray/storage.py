@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,26 @@ def load_torch(location: str) -> Any | None:
 
     data = read_bytes(location)
     return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def put_folder(local: str | Path, location: str) -> None:
+    """Copy a local folder to ``location`` (a path or URI). A local copy appears whole (copied
+    next to it, then renamed); a URI copy can be cut short, which readers of checkpoints allow
+    for (``train.checkpoints.readable_state``)."""
+    if is_uri(location):
+        fs, path = _filesystem(location)
+        pyarrow.fs.copy_files(str(local), path, destination_filesystem=fs)
+        return
+    target = Path(location)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(local, partial)
+    os.replace(partial, target)
+
+
+def delete_folder(location: str) -> None:
+    """Remove a folder (path or URI) and everything in it; nothing when it is not there."""
+    fs, path = _filesystem(location)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.Directory:
+        fs.delete_dir(path)

@@ -1,7 +1,8 @@
 """``python -m sibcl_ray.tune``: the main job — search SIB-CL's knobs for one problem.
 
-Generates (or reuses) the labels with Ray tasks, runs Optuna TPE + ASHA over Ray Train
-trials, evaluates the best configuration once on the test set and writes
+Generates (or reuses) the labels with Ray tasks, runs Optuna TPE + ASHA over trials (each
+pretrains once and fine-tunes with several seeds; one-worker trials train inside Tune, DDP
+trials through Ray Train), evaluates the best configuration once on the test set and writes
 ``<output>/summary.json``, the selected model (``<output>/model``, for ``sibcl_ray.load_model``
 and ``python -m sibcl_ray.predict``) and pictures of what it predicts.
 
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="quick", help=f"run size, one of: {', '.join(PRESETS)} (default quick)")
     parser.add_argument("--nsam", type=int, help="labelled target samples for fine-tuning (default: the preset's)")
     parser.add_argument("--num-samples", type=int, help="number of trials (default: the preset's)")
+    parser.add_argument("--finetune-seeds", type=int,
+                        help="fine-tuning runs per trial from the same pretrained network, scored by their mean "
+                             "validation error (default: the preset's, 3 at quick; 1 scores one seed, which is "
+                             "noisier than the differences a search ranks on)")
     parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/<problem>-<preset>)")
     add_data_arguments(parser)
     parser.add_argument("--storage", help="where Tune and Train keep trials and checkpoints: a folder or a URI "
@@ -86,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> dict:
     """Validate everything that can be validated before Ray starts, then run the search."""
     options = problem_options(args)
-    preset = get_preset(args.preset, problem=args.problem, nsam=args.nsam)
+    preset = get_preset(args.preset, problem=args.problem, nsam=args.nsam, finetune_seeds=args.finetune_seeds)
     space, start = read_search_file(args.search_space or default_space_path(args.problem))
     num_samples = args.num_samples if args.num_samples is not None else preset.num_samples
     for flag, value, low in (("--num-samples", num_samples, 1), ("--workers-per-trial", args.workers_per_trial, 1),
+                             ("--finetune-seeds", preset.finetune_seeds, 1),
                              ("--max-concurrent", args.max_concurrent if args.max_concurrent is not None else 1, 1)):
         if value < low:
             raise SibclError(f"{flag} {value} must be at least {low}")

@@ -25,6 +25,7 @@ CATALOGUE = [
     ("tune", ["--problem", "phc", "--nsam", "0"], "error: --nsam 0 is out of range: preset 'quick' has a labelled pool of 1..200"),
     ("tune", ["--problem", "phc", "--nsam", "5000"], "error: --nsam 5000 is out of range"),
     ("tune", ["--problem", "phc", "--num-samples", "0"], "error: --num-samples 0 must be at least 1"),
+    ("tune", ["--problem", "phc", "--finetune-seeds", "0"], "error: --finetune-seeds 0 must be at least 1"),
     ("tune", ["--problem", "phc", "--workers-per-trial", "0"], "error: --workers-per-trial 0 must be at least 1"),
     ("tune", ["--problem", "phc", "--max-concurrent", "0"], "error: --max-concurrent 0 must be at least 1"),
     ("tune", ["--problem", "phc", "--cpus-per-worker", "0"], "error: --cpus-per-worker 0.0 must be > 0"),

@@ -40,6 +40,10 @@ def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(
     assert summary["n_trials_completed"] == 1 and 0 < summary["test_error"] < 0.3
     state = load_state(next(p for p in sorted(out.glob("train/*/checkpoint_*")) if readable_state(p)))
     assert state["config"]["hparams"]["batch_size"] == 96  # the global batch; each rank took 48
+    # smoke fine-tunes with 2 seeds (two DDP-wrapped copies): scored by their mean, the best one kept
+    assert len(summary["val_error_per_seed"]) == 2 and len(set(summary["val_error_per_seed"])) == 2
+    assert summary["val_error"] == pytest.approx(sum(summary["val_error_per_seed"]) / 2, rel=1e-6)
+    assert summary["model_val_error"] == min(summary["val_error_per_seed"])
     assert summary["seed"] == 0 and "--workers-per-trial 2" in summary["command"]
     assert summary["versions"]["ray"] == "2.60.0" and summary["versions"]["torch"]
 
@@ -58,6 +62,7 @@ def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(
     assert json.loads(fresh.stdout.splitlines()[-1])["test_error"] == pytest.approx(summary["test_error"], abs=1e-6)
     model = json.loads((out / "model" / "model.json").read_text())
     assert model["test_error"] == summary["test_error"] and model["hparams"]["batch_size"] == 96
+    assert model["val_error"] == summary["model_val_error"]
     assert model["nsam"] == summary["nsam"] and model["label_axis"]["name"].startswith("normalised frequency")
 
     for picture in ("test_predictions.png", "embedding.png"):  # drawn, not blank

@@ -86,8 +86,9 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
         job = re.search(r"--submission-id (\S+)", commands[3]).group(1)
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:  # one trial trained to the end, and a checkpoint of the next one
-            epochs = [max((s["epochs_done"] for s in map(readable_state, d.glob("checkpoint_2*")) if s), default=0)
-                      for d in (out / "train").glob("*")] if (out / "train").exists() else []
+            # one-worker trials train inside their Tune trial: checkpoints in tune/<search>/<trial>/
+            epochs = [max((s["epochs_done"] for s in map(readable_state, d.glob("checkpoint_*")) if s), default=0)
+                      for d in out.glob("tune/*/*") if d.is_dir()]
             if len(epochs) >= 2 and max(epochs) == SMOKE_EPOCHS and 0 < min(epochs) < SMOKE_EPOCHS:
                 break
             time.sleep(0.3)
@@ -120,7 +121,7 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
         trials = list(csv.DictReader(handle))
     assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
     assert {t["outcome"] for t in trials} <= {"completed", "stopped_by_asha"}
-    resumed_runs = [state["resumed_at"] for state in map(readable_state, out.glob("train/*/checkpoint_*"))
+    resumed_runs = [state["resumed_at"] for state in map(readable_state, out.glob("tune/*/*/checkpoint_*"))
                     if state and state["resumed_at"]]
     assert resumed_runs and all(r[0] >= 1 for r in resumed_runs)  # continued, not restarted
 
@@ -133,11 +134,12 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
     assert study.best_value == pytest.approx(summary["val_error"])
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 3  # the reference ran once, not per resume
 
-    # the splits were read once per search by each driver: no Ray Data read task on the cluster
+    # the splits were read once per search by each driver and handed to the one-worker trials as
+    # arrays: no Ray Data read task (nor any Ray Data execution) on the cluster
     sessions = sorted(_ray_sessions() - sessions_before)
     assert len(sessions) == 1  # the `ray start` cluster, shared by both jobs
     logs = " ".join(p.read_text(errors="replace") for p in sessions[0].glob("logs/ray-data/*.log"))
-    assert "InputDataBuffer" in logs and "ReadParquet" not in logs and "ReadFiles" not in logs
+    assert "ReadParquet" not in logs and "ReadFiles" not in logs and "InputDataBuffer" not in logs
     assert shlex.split(summary["command"])[-1] == "--resume"
 
 

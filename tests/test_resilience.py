@@ -19,11 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import ray
+from ray import tune
 from ray.util import state as ray_state
 
 from sibcl_ray.data import shards
 from sibcl_ray.data.generate import generate
-from sibcl_ray.train.runs import RunSpec, fit_run
+from sibcl_ray.experiments import _task_options
+from sibcl_ray.search.driver import run_trial
+from sibcl_ray.search.run import trial_failure_config, trial_resources
+from sibcl_ray.train.runs import RunSpec, fit_run, trial_data
 from sibcl_ray.train.checkpoints import load_state
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.slow]
@@ -70,28 +74,80 @@ def tise_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
                     seed=0, shard_size=20, progress=False)
 
 
-def test_killed_train_worker_resumes_from_checkpoint_and_finishes(tise_data: Any, tmp_path: Path) -> None:
-    job = _job(tise_data, tmp_path, method="sibcl", pretrain_epochs=3, finetune_epochs=8)
+def test_killed_ddp_worker_resumes_from_checkpoint_and_finishes(tise_data: Any, tmp_path: Path) -> None:
+    """Two DDP workers (Ray Train): one is killed, Train restarts the group from the last checkpoint."""
+    job = _job(tise_data, tmp_path, method="sibcl", pretrain_epochs=3, finetune_epochs=8, num_workers=2)
     run_dir = tmp_path / "train" / "killed-worker"
     thread, box = _in_thread(lambda: fit_run(job, {"batch_size": 64}, "killed-worker"))
-    _wait_for(lambda: len(list(run_dir.glob("checkpoint_*"))) >= 4, 120, "four checkpoints")
+    _wait_for(lambda: len(list(run_dir.glob("checkpoint_*"))) >= 4, 180, "four checkpoints")
     workers = ray_state.list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
-    assert len(workers) == 1
-    os.kill(workers[0]["pid"], signal.SIGKILL)
+    assert len(workers) == 2
+    os.kill(workers[1]["pid"], signal.SIGKILL)
     thread.join(300)
     assert "error" not in box, box.get("error")
     result = box["value"]
     assert result.metrics["training_complete"] and result.metrics["epochs_done"] == 11
-    state = load_state(result.checkpoint.path)
+    state = load_state(result.checkpoint)
     assert len(state["resumed_at"]) == 1 and 1 <= state["resumed_at"][0] < 11  # resumed, not restarted
     assert math.isfinite(state["best_val"])
+
+
+def _epochs_checkpointed(run_dir: Path) -> int:
+    return max((int(p.name.split("_")[1]) for p in run_dir.glob("checkpoint_*")), default=0)
+
+
+def test_killed_run_task_is_retried_and_resumes_from_its_checkpoint(tise_data: Any, tmp_path: Path) -> None:
+    """A one-worker benchmark run trains inside its Ray task: Ray retries the task when its
+    process dies, and the run continues from the checkpoint it wrote itself."""
+    job = _job(tise_data, tmp_path, method="sibcl", pretrain_epochs=3, finetune_epochs=8)
+    assert job.trains_in_place
+    run_dir = tmp_path / "train" / "killed-task"
+    ref = ray.remote(fit_run).options(**_task_options(job)).remote(job, {"batch_size": 64}, "killed-task", None,
+                                                                   ray.put(trial_data(job)))
+    _wait_for(lambda: _epochs_checkpointed(run_dir) >= 4, 180, "four epochs checkpointed")
+    running = ray_state.list_tasks(filters=[("name", "=", "fit_run"), ("state", "=", "RUNNING")])
+    assert len(running) == 1
+    os.kill(running[0]["worker_pid"], signal.SIGKILL)
+    result = ray.get(ref, timeout=300)
+    assert result.metrics["training_complete"] and result.metrics["epochs_done"] == 11
+    state = load_state(result.checkpoint)
+    assert len(state["resumed_at"]) == 1 and 4 <= state["resumed_at"][0] < 11  # resumed, not restarted
+    assert math.isfinite(state["best_val"])
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint_000010", "checkpoint_000011"]  # the last two
+
+
+def test_killed_one_worker_trial_resumes_from_its_tune_checkpoint(tise_data: Any, tmp_path: Path) -> None:
+    """A one-worker search trial trains inside its Tune trial (no Ray Train): Tune retries it
+    from its last checkpoint when its process dies."""
+    job = _job(tise_data, tmp_path, method="sibcl", pretrain_epochs=3, finetune_epochs=8)
+    assert job.trains_in_place
+    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=trial_data(job)),
+                                    trial_resources(job))
+    tuner = tune.Tuner(trainable, param_space={"batch_size": 64},
+                       run_config=tune.RunConfig(name="killed-trial", storage_path=str(tmp_path / "tune"),
+                                                 failure_config=trial_failure_config(job), verbose=0))
+    thread, box = _in_thread(tuner.fit)
+    _wait_for(lambda: len(list((tmp_path / "tune" / "killed-trial").glob("*/checkpoint_*"))) >= 4, 120,
+              "four checkpoints")
+    trials = ray_state.list_actors(filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")])
+    assert len(trials) == 1
+    os.kill(trials[0]["pid"], signal.SIGKILL)
+    thread.join(300)
+    assert "error" not in box, box.get("error")
+    result = box["value"][0]
+    assert result.error is None and result.metrics["training_complete"] and result.metrics["epochs_done"] == 11
+    state = load_state(result.checkpoint)
+    assert len(state["resumed_at"]) == 1 and 1 <= state["resumed_at"][0] < 11  # resumed, not restarted
+    assert math.isfinite(state["best_val"])
+    assert not list(tmp_path.glob("train/*"))  # no Ray Train run was made
 
 
 def test_pretraining_and_label_metrics_reach_the_metrics_endpoint(tise_data: Any, tmp_path: Path) -> None:
     # Ray drops a gauge from the export ~20 s after its last update, and on a slow machine label generation can be
     # over before pretraining reports: keep, for each metric, the last scrape that held it.
     job = _job(tise_data, tmp_path, method="ssl", pretrain_epochs=8, finetune_epochs=1)
-    thread, box = _in_thread(lambda: fit_run(job, {}, "metrics-run"))
+    run = ray.remote(fit_run).options(**_task_options(job)).remote(job, {}, "metrics-run")  # as a benchmark runs it
+    thread, box = _in_thread(lambda: ray.get(run))
     labels, _ = _in_thread(lambda: generate("phc", {}, {"test": 80}, tmp_path / "data", seed=9, shard_size=10, progress=False))
     port = ray.nodes()[0]["MetricsExportPort"]
 

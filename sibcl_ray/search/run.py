@@ -3,9 +3,10 @@
 The search ends by exporting the selected model to ``<output>/model`` (``sibcl_ray.predictor``)
 and drawing ``test_predictions.png`` and ``embedding.png`` from that same evaluation.
 
-The splits are read and materialised once per search and every trial's TorchTrainer is
-handed the same blocks (``train.runs.read_splits``): a trial starts at Ray Train's own
-start-up cost instead of re-reading Parquet. The search starts from the reference settings
+The splits are read once per search and every trial is handed the same objects: arrays for
+one-worker trials, which train inside the Tune trial (``search.driver``) and so start at
+Tune's own floor, materialised Ray Data blocks for DDP trials' TorchTrainers
+(``train.runs.read_arrays``, ``read_splits``); nothing re-reads Parquet per trial. The search starts from the reference settings
 (and the search space's ``start`` entries), ASHA compares trials on ``rung_error`` (the
 probe error while pretraining, see ``train.loop``), and the Optuna study is stored in
 ``<output>/optuna.journal`` with every trial's true state (``search.searcher``).
@@ -49,7 +50,7 @@ from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
 from sibcl_ray.train.checkpoints import load_state, selected_weights
-from sibcl_ray.train.runs import RunSpec, evaluate_in_task, read_splits
+from sibcl_ray.train.runs import RunSpec, evaluate_in_task, trial_data
 
 #: Custom resource the trial drivers take instead of CPU: a driver only waits on its
 #: TorchTrainer, so every CPU stays with the Train workers and Ray Data.
@@ -184,10 +185,10 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
     data = _prepare_data(settings)
     job = _trial_job(settings, data, experiment)
     read_start = time.perf_counter()
-    datasets = read_splits(job)
+    datasets = trial_data(job)
     print(f"data: {', '.join(f'{s} {job.splits[s][1]}' for s in datasets)} read into the object store once for "
           f"every trial ({time.perf_counter() - read_start:.1f} s)", flush=True)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=datasets), driver_resources())
+    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=datasets), trial_resources(job))
     status_file = settings.output / STATUS_FILE
     if resume:
         print(f"resuming search {experiment_dir}", flush=True)
@@ -211,16 +212,21 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         raise SearchInterrupted(f"search interrupted ({trained} of {settings.num_samples} trials trained to the end); "
                                 "continue it with the same command and --resume")
     best = best_finetuned(results)
-    checkpoint = _checkpoint_location(best.metrics["checkpoint_path"], settings.storage)
+    # a Train run names its checkpoint in the metrics; a trial that trained itself keeps it in Tune
+    checkpoint = _checkpoint_location(best.metrics.get("checkpoint_path") or best.checkpoint.path, settings.storage)
     test = evaluate_in_task(settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
                             data.paths["test"], settings.preset.n_test, use_gpu=bool(settings.gpus_per_worker),
                             val_paths=data.paths["val"], n_val=settings.preset.n_val, keep_arrays=True)
     arrays = test.pop("arrays")
-    model_dir = _export_best(settings, checkpoint, {"val_error": float(best.metrics["val_error"]), **test}, arrays)
+    state = load_state(checkpoint)
+    # the trial's score is the mean over its fine-tuning seeds; the model kept is its best seed's
+    per_seed = [float(v) for v in state.get("seed_best_val", [best.metrics["val_error"]])]
+    model_dir = _export_best(settings, state, {"val_error": min(per_seed), **test}, arrays)
     summary = {
         "problem": settings.problem, "preset": settings.preset.name, "method": settings.method,
         "best_config": {k: best.config[k] for k in settings.space},
-        "val_error": float(best.metrics["val_error"]), "test_error": test["test_error"],
+        "val_error": float(best.metrics["val_error"]), "val_error_per_seed": per_seed,
+        "model_val_error": min(per_seed), "test_error": test["test_error"],
         "test_error_std": test["test_error_std"], "n_test": test["n_test"], "nsam": settings.preset.nsam,
         "n_trials": len(results), "n_trials_completed": sum(r["outcome"] == "completed" for r in rows),
         "n_trials_error": results.num_errors, "wall_s": round(time.perf_counter() - start, 1),
@@ -236,9 +242,8 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
     return summary
 
 
-def _export_best(settings: SearchSettings, checkpoint: str, metrics: dict[str, Any], arrays: dict[str, Any]) -> Path:
+def _export_best(settings: SearchSettings, state: dict[str, Any], metrics: dict[str, Any], arrays: dict[str, Any]) -> Path:
     """``<output>/model`` (weights + model.json) and the best model's pictures in ``<output>``."""
-    state = load_state(checkpoint)
     info = model_info(problem_name=settings.problem, problem_options=settings.problem_options,
                       model_size=settings.preset.model_size, method=settings.method,
                       hparams=state["config"]["hparams"], metrics=metrics, nsam=settings.preset.nsam, seed=settings.seed)
@@ -275,7 +280,8 @@ def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str
         splits={s: ([str(p) for p in paths], data.counts[s]) for s, paths in data.paths.items()},
         storage_path=storage.join(settings.storage, "train"), experiment=experiment,
         pretrain_steps=preset.contrastive_steps(), surrogate_steps=preset.surrogate_supervised_steps(),
-        rung_metric=settings.rung_metric, num_workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
+        rung_metric=settings.rung_metric, finetune_seeds=preset.finetune_seeds,
+        num_workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
         gpus_per_worker=settings.gpus_per_worker,
     )
 
@@ -305,8 +311,13 @@ def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root
             num_samples=settings.num_samples,
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent),
             scheduler=scheduler,
+            # a trial that trains itself leaves nothing behind, so its process can start the next
+            # trial; a Train driver cannot (its TorchTrainer is still tearing down, docs/ray.md)
+            reuse_actors=job.trains_in_place,
         ),
         run_config=tune.RunConfig(name=job.experiment, storage_path=tune_root,
+                                  failure_config=trial_failure_config(job),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                   callbacks=[_StopWatch(), _TrialStatuses(status_file), _Progress(settings.problem),
                                              *tracker_callbacks(settings.trackers, settings.output, job.experiment)]),
     )
@@ -344,6 +355,19 @@ def _checkpoint_location(path: str, storage_root: str) -> str:
     if storage.is_uri(storage_root) and not storage.is_uri(path):
         return f"{storage_root.split('://')[0]}://{path}"
     return path
+
+
+def trial_resources(job: RunSpec) -> dict[str, float]:
+    """A trial that trains itself holds its worker's CPUs and GPUs; a Train driver holds a slot."""
+    if job.trains_in_place:
+        return {"cpu": job.cpus_per_worker, **({"gpu": job.gpus_per_worker} if job.gpus_per_worker else {})}
+    return driver_resources()
+
+
+def trial_failure_config(job: RunSpec) -> tune.FailureConfig:
+    """A trial that trains itself is retried by Tune from its last checkpoint (twice, as Train
+    retries its workers); a Train driver's workers are retried by Train, so Tune does not."""
+    return tune.FailureConfig(max_failures=2 if job.trains_in_place else 0)
 
 
 def driver_resources() -> dict[str, float]:

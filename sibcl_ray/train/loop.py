@@ -1,7 +1,8 @@
 """The per-worker training loop: SIB-CL pretraining (or a baseline's), then fine-tuning.
 
-Runs inside a Ray Train ``TorchTrainer`` worker, under DDP when there are several; batch
-sizes are global (each rank takes its share, NT-Xent contrasts against the gathered global
+Runs inside a Ray Train ``TorchTrainer`` worker, under DDP when there are several, or, for a
+one-worker search trial, inside the Tune trial itself (``train.context``: no Train start-up);
+batch sizes are global (each rank takes its share, NT-Xent contrasts against the gathered global
 batch, and on GPUs BatchNorm is synchronised across ranks). One
 "epoch" on the reported ``epochs_done`` counter is one pretraining epoch (a fixed number of
 contrastive steps on unlabeled target inputs, then a fixed number of supervised steps on
@@ -31,12 +32,12 @@ import copy
 import math
 import tempfile
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray.train
-import ray.train.torch
 import torch
 
 from sibcl_ray.learning.models import SIBCLNet
@@ -47,6 +48,7 @@ from sibcl_ray.learning.transforms import make_augmenter
 from sibcl_ray.monitoring import record_pretraining_throughput
 from sibcl_ray.problems import Problem, get_problem
 from sibcl_ray.train.checkpoints import STATE_FILE, load_state
+from sibcl_ray.train.context import LoopContext, TrainWorker
 from sibcl_ray.train.methods import Method, get_method
 
 Arrays = dict[str, torch.Tensor]
@@ -54,66 +56,82 @@ Arrays = dict[str, torch.Tensor]
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point of every Train worker; ``config`` is built by ``RunSpec.loop_config``."""
+    train_loop(config, TrainWorker())
+
+
+def train_loop(config: dict[str, Any], where: LoopContext) -> None:
+    """The whole run (pretraining, then fine-tuning) on one worker, reporting every epoch
+    through ``where``: a Ray Train worker or a one-worker Tune trial (``train.context``)."""
     torch.set_num_threads(max(1, int(config["threads"])))
     problem = get_problem(config["problem"], **config["problem_options"])
     method = get_method(config["method"])
-    ctx = ray.train.get_context()
-    rank = ctx.get_world_rank()
-    hp = per_rank_batches(config["hparams"], ctx.get_world_size())
-    device = ray.train.torch.get_device()
+    rank, device = where.rank, where.device
+    hp = per_rank_batches(config["hparams"], where.world_size)
 
-    data = {name: _load_split(problem, name, device) for name in config["splits"]}
+    data = {name: _load_split(problem, where.split_batches(name), device) for name in config["splits"]}
     torch.manual_seed(int(config["seed"]))  # same initial weights on every rank and every rerun
     spec = problem.model_spec(config["model_size"])
-    model = SIBCLNet(spec, problem.label_dim)
-    if config.get("init_state"):
-        model.load_state_dict(load_state(config["init_state"])["model"])
-    if ctx.get_world_size() > 1 and device.type == "cuda" and config.get("sync_batchnorm", True):
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global-batch statistics (GPU only in torch)
     settings = StepSettings.for_device(device)  # float32 on a CPU; bf16 autocast + channels-last on a GPU
-    model = settings.prepare(model, spec.dim)
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+
+    def build_model(weights: dict[str, Any] | None) -> torch.nn.Module:
+        net = SIBCLNet(spec, problem.label_dim)
+        if weights is not None:
+            net.load_state_dict(weights)
+        if where.world_size > 1 and device.type == "cuda" and config.get("sync_batchnorm", True):
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # global-batch statistics (GPU only in torch)
+        return where.prepare_model(settings.prepare(net, spec.dim))
+
+    model = build_model(load_state(config["init_state"])["model"] if config.get("init_state") else None)
     net = _unwrap(model)
 
     pretrain_epochs = int(config["pretrain_epochs"]) if method.pretrains else 0
     total_epochs = pretrain_epochs + int(config["finetune_epochs"])
+    seeds = max(1, int(config.get("finetune_seeds", 1)))
     pre_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
-    fine_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_finetune"], weight_decay=1e-5)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(fine_opt, mode="min", factor=0.1, patience=5)
     state: dict[str, Any] = {"epochs_done": 0, "best_val": math.inf, "best_epoch": -1, "best_model": None,
-                             "resumed_at": []}
+                             "resumed_at": [], "seed_best_val": [math.inf] * seeds, "seed_best_epoch": [-1] * seeds}
 
-    checkpoint = ray.train.get_checkpoint()
+    def generator(replica: int, epochs_done: int) -> torch.Generator:
+        return torch.Generator().manual_seed(int(config["seed"]) * 7919 + rank * 104729 + epochs_done
+                                             + replica * 15485863)
+
+    saved = None
+    checkpoint = where.latest_checkpoint()
     if checkpoint is not None:
         saved = load_state(checkpoint)
         net.load_state_dict(saved["model"])
         pre_opt.load_state_dict(saved["pre_opt"])
-        fine_opt.load_state_dict(saved["fine_opt"])
-        plateau.load_state_dict(saved["plateau"])
         state = {k: saved.get(k, state[k]) for k in state}
         state["resumed_at"] = [*state["resumed_at"], state["epochs_done"]]
+    replicas = [FineTuneReplica.new(model, hp, generator(0, state["epochs_done"]))]
+    if saved is not None:
+        replicas[0].load(saved["fine_opt"], saved["plateau"])
+        for i, extra in enumerate(saved.get("replicas", []), start=1):
+            replicas.append(FineTuneReplica.new(build_model(extra["model"]), hp, generator(i, state["epochs_done"])))
+            replicas[-1].load(extra["fine_opt"], extra["plateau"])
 
-    gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + rank * 104729 + state["epochs_done"])
     augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
     losses = Losses(problem, config)
 
+    if state["epochs_done"] >= total_epochs:  # restored after its last report: report the result again
+        where.report({"val_error": state["best_val"], "rung_error": state["best_val"], "phase": "finetune",
+                      "epochs_done": total_epochs, "training_complete": True,
+                      "best_finetune_epoch": state["best_epoch"]}, None)
+        return
     if state["epochs_done"]:
         print(f"{config.get('trial_name', 'run')}: resumed from the checkpoint after epoch {state['epochs_done']}", flush=True)
     for epoch in range(state["epochs_done"], total_epochs):
         metrics: dict[str, Any]
         if epoch < pretrain_epochs:
-            metrics = pretrain_epoch(model, pre_opt, data, problem, method, hp, augment, gen, losses, epoch, config,
-                                     settings)
+            metrics = pretrain_epoch(model, pre_opt, data, problem, method, hp, augment, replicas[0].gen, losses,
+                                     epoch, config, settings)
         else:
-            metrics = _finetune_epoch(model, fine_opt, data["train"], method, hp, augment, gen, losses, epoch, settings)
-            epoch_val = _val_error(model, problem, data["val"])
-            plateau.step(epoch_val)
-            if epoch_val < state["best_val"]:
-                state.update(best_val=epoch_val, best_epoch=epoch - pretrain_epochs + 1,
-                             best_model=copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()}))
-            metrics.update(val_error=state["best_val"], val_error_epoch=epoch_val, phase="finetune",
-                           best_finetune_epoch=state["best_epoch"], lr=fine_opt.param_groups[0]["lr"],
-                           rung_error=state["best_val"])
+            if len(replicas) < seeds:  # fine-tuning starts: the other seeds start from the same network
+                pretrained = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                replicas += [FineTuneReplica.new(build_model(pretrained), hp, generator(i, epoch))
+                             for i in range(len(replicas), seeds)]
+            metrics = _finetune_replicas(replicas, data, problem, method, hp, augment, losses, epoch, settings,
+                                         state, epoch - pretrain_epochs + 1)
         state["epochs_done"] = epoch + 1
         metrics.update(epochs_done=epoch + 1, training_complete=epoch + 1 == total_epochs)
         if state["resumed_at"]:
@@ -124,11 +142,69 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             reason = losses.problem or "non-finite loss on another worker"
             print(f"stopped: {reason}", flush=True)
             metrics.update(val_error=math.inf, rung_error=math.inf, stopped_reason=reason, training_complete=False)
-            _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
+            _report(where, metrics, pre_opt, replicas, state, config)
             return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
             record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
-        _report(metrics, net, pre_opt, fine_opt, plateau, state, rank, config)
+        _report(where, metrics, pre_opt, replicas, state, config)
+
+
+@dataclass
+class FineTuneReplica:
+    """One fine-tuning run of a trial: its network (DDP-wrapped under Train), Adam with the
+    reference's weight decay, ReduceLROnPlateau, and its own random stream (batch order and
+    augmentations). Replica 0 is the network that pretrained; the others start from a copy of it."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    plateau: Any
+    gen: torch.Generator
+
+    @classmethod
+    def new(cls, model: torch.nn.Module, hp: dict[str, Any], gen: torch.Generator) -> FineTuneReplica:
+        opt = torch.optim.Adam(model.parameters(), lr=hp["lr_finetune"], weight_decay=1e-5)
+        return cls(model, opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=5), gen)
+
+    @property
+    def net(self) -> torch.nn.Module:
+        return _unwrap(self.model)
+
+    def load(self, opt_state: dict[str, Any], plateau_state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(opt_state)
+        self.plateau.load_state_dict(plateau_state)
+
+
+def _finetune_replicas(replicas: list[FineTuneReplica], data: dict[str, Arrays], problem: Problem, method: Method,
+                       hp: dict[str, Any], augment: Augment, losses: Losses, epoch: int, settings: StepSettings,
+                       state: dict[str, Any], finetune_epoch: int) -> dict[str, Any]:
+    """One fine-tuning epoch of every replica, and the trial's score.
+
+    The score (``val_error``) is the mean over replicas of each one's best validation error so
+    far: what the label-efficiency harness measures (fine-tuning seeds on one pretrained
+    network), and steadier than a single seed's. The model kept is the replica with the lowest
+    best validation error, at its best epoch; it only changes when some replica improves, so
+    keeping that replica's weights at that moment is enough (selection on validation only).
+    """
+    finetune_losses, epoch_vals = [], []
+    for i, replica in enumerate(replicas):
+        finetune_losses.append(_finetune_epoch(replica.model, replica.opt, data["train"], method, hp, augment,
+                                               replica.gen, losses, epoch, settings)["finetune_loss"])
+        epoch_val = _val_error(replica.model, problem, data["val"])
+        replica.plateau.step(epoch_val)
+        epoch_vals.append(epoch_val)
+        if epoch_val < state["seed_best_val"][i]:
+            state["seed_best_val"][i], state["seed_best_epoch"][i] = epoch_val, finetune_epoch
+            if epoch_val <= min(state["seed_best_val"]):
+                state.update(best_epoch=finetune_epoch,
+                             best_model=copy.deepcopy({k: v.cpu() for k, v in replica.net.state_dict().items()}))
+    state["best_val"] = float(np.mean(state["seed_best_val"]))
+    metrics: dict[str, Any] = {
+        "finetune_loss": float(np.mean(finetune_losses)), "val_error": state["best_val"],
+        "val_error_epoch": float(np.mean(epoch_vals)), "phase": "finetune", "best_finetune_epoch": state["best_epoch"],
+        "lr": replicas[0].opt.param_groups[0]["lr"], "rung_error": state["best_val"]}
+    if len(replicas) > 1:  # how much the seeds disagree: the noise a single-seed score would carry
+        metrics["val_error_seed_spread"] = float(np.ptp(state["seed_best_val"]))
+    return metrics
 
 
 def per_rank_batches(hparams: dict[str, Any], world_size: int) -> dict[str, Any]:
@@ -166,10 +242,10 @@ def _any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
-def _load_split(problem: Problem, name: str, device: torch.device) -> Arrays:
-    """This worker's shard of a split, read once from Ray Data into memory as tensors."""
-    shard = ray.train.get_dataset_shard(name)
-    parts = list(shard.iter_batches(batch_size=1024, batch_format="numpy"))
+def _load_split(problem: Problem, batches: Iterable[dict[str, np.ndarray]], device: torch.device) -> Arrays:
+    """This worker's part of a split, read once into memory as tensors (inputs scaled to [0, 1],
+    labels less the problem's offset)."""
+    parts = list(batches)
     lo, hi = problem.input_range
     x = np.concatenate([p["x"] for p in parts]) if parts else np.zeros((0, *problem.input_shape), np.float32)
     out = {"x": torch.from_numpy((x - lo) / (hi - lo)).float().to(device)}
@@ -289,14 +365,16 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _report(metrics: dict[str, Any], net: torch.nn.Module, pre_opt: torch.optim.Optimizer,
-            fine_opt: torch.optim.Optimizer, plateau: Any, state: dict[str, Any], rank: int,
-            config: dict[str, Any]) -> None:
+def _report(where: LoopContext, metrics: dict[str, Any], pre_opt: torch.optim.Optimizer,
+            replicas: list[FineTuneReplica], state: dict[str, Any], config: dict[str, Any]) -> None:
     """Report the epoch's metrics; rank 0 attaches a checkpoint of everything needed to resume."""
-    if rank != 0:
-        ray.train.report(metrics)
+    if where.rank != 0:
+        where.report(metrics, None)
         return
+    first, others = replicas[0], replicas[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        torch.save({"model": net.state_dict(), "pre_opt": pre_opt.state_dict(), "fine_opt": fine_opt.state_dict(),
-                    "plateau": plateau.state_dict(), "config": config, **state}, Path(tmp) / STATE_FILE)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        torch.save({"model": first.net.state_dict(), "pre_opt": pre_opt.state_dict(), "fine_opt": first.opt.state_dict(),
+                    "plateau": first.plateau.state_dict(), "config": config, **state,
+                    "replicas": [{"model": r.net.state_dict(), "fine_opt": r.opt.state_dict(),
+                                  "plateau": r.plateau.state_dict()} for r in others]}, Path(tmp) / STATE_FILE)
+        where.report(metrics, tmp)

@@ -1,4 +1,5 @@
-"""One Ray Train run as data (``RunSpec``) and its execution: datasets → TorchTrainer → fit.
+"""One training run as data (``RunSpec``) and its execution: in place for one worker, as a
+Ray Train ``TorchTrainer`` for several (DDP).
 
 Shared by the Tune trial driver (``search.driver``) and the label-efficiency benchmark
 (``experiments``): both describe a run the same way and resume it the same way, by name.
@@ -10,14 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import ray.data
 
 from sibcl_ray import storage
+from sibcl_ray.data import shards
 from sibcl_ray.data.datasets import split_dataset
 from sibcl_ray.train.checkpoints import readable_state
+from sibcl_ray.train.context import TaskRun
 from sibcl_ray.train.evaluate import evaluate
 from sibcl_ray.train.hparams import with_defaults
+from sibcl_ray.train.loop import train_loop
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.trainer import build_trainer
 
@@ -50,6 +55,15 @@ class RunSpec:
     fixed_hparams: dict[str, Any] = field(default_factory=dict)
     #: Checkpoint folder to start from (a pretrained encoder reused across nsam and seeds).
     init_state: str | None = None
+    #: Fine-tuning runs per trial from the same pretrained network, scored by their mean
+    #: (``train.loop._finetune_replicas``); the benchmark harness runs its seeds as cells instead.
+    finetune_seeds: int = 1
+
+    @property
+    def trains_in_place(self) -> bool:
+        """A one-worker run trains in the process that runs it (a Tune trial, a Ray task), without
+        Ray Train's controller, worker actor and process group (``train.context``)."""
+        return self.num_workers == 1
 
     @property
     def total_epochs(self) -> int:
@@ -73,7 +87,7 @@ class RunSpec:
             "pretrain_steps": self.pretrain_steps, "surrogate_steps": self.surrogate_steps,
             "rung_metric": self.rung_metric,
             "hparams": with_defaults({**self.fixed_hparams, **hparams}), "splits": self.splits_needed(),
-            "init_state": self.init_state,
+            "init_state": self.init_state, "finetune_seeds": self.finetune_seeds,
         }
 
 
@@ -85,18 +99,49 @@ def read_splits(job: RunSpec, splits: tuple[str, ...] | None = None) -> dict[str
             for split in (splits or job.splits_needed())}
 
 
+def read_arrays(job: RunSpec, splits: tuple[str, ...] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """The job's splits as arrays (``train``: its first ``nsam``), read once by the driver for
+    one-worker trials, which then share them from the object store (``tune.with_parameters``)."""
+    return {split: shards.read_split([Path(p) for p in job.splits[split][0]],
+                                     job.nsam if split == "train" else job.splits[split][1])
+            for split in (splits or job.splits_needed())}
+
+
+def trial_data(job: RunSpec, splits: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What a run is handed: arrays when it trains in place, Ray Data blocks for Train workers."""
+    return read_arrays(job, splits) if job.trains_in_place else read_splits(job, splits)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its last report and its last checkpoint folder (path or URI)."""
+
+    metrics: dict[str, Any]
+    checkpoint: str
+
+
 def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[Any] | None = None,
-            datasets: dict[str, ray.data.Dataset] | None = None) -> Any:
-    """Fit one TorchTrainer run named ``name`` on ``datasets`` (from ``read_splits`` for this
-    job, so ``train`` holds its ``nsam`` samples; read here when not given)."""
+            datasets: dict[str, Any] | None = None) -> RunResult:
+    """Run ``name`` to its end on ``datasets`` (``trial_data`` of this job, so ``train`` holds its
+    ``nsam`` samples; read here when not given), resuming from its last checkpoint in
+    ``<storage_path>/<name>``: in this process for one worker (a Ray task's), else as a
+    TorchTrainer with ``callbacks``."""
+    datasets = datasets if datasets is not None else trial_data(job)
+    config = job.loop_config(hparams, name)
+    if job.trains_in_place:
+        run = TaskRun(datasets, storage.join(job.storage_path, name))
+        train_loop({**config, "threads": max(1, int(job.cpus_per_worker))}, run)
+        if run.checkpoint is None:
+            raise RuntimeError(f"run {name} reported no checkpoint")
+        return RunResult(run.metrics, run.checkpoint)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    datasets = datasets if datasets is not None else read_splits(job)
     trainer = build_trainer(
-        job.loop_config(hparams, name), {split: datasets[split] for split in job.splits_needed()}, name=name,
+        config, {split: datasets[split] for split in job.splits_needed()}, name=name,
         storage_path=job.storage_path, num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker,
         gpus_per_worker=job.gpus_per_worker, callbacks=callbacks,
     )
-    return trainer.fit()
+    result = trainer.fit()
+    return RunResult(result.metrics, result.checkpoint.path)
 
 
 def finished_run_metrics(run_dir: str, total_epochs: int) -> dict[str, Any] | None:
