@@ -28,3 +28,14 @@ def ray_session() -> Iterator[None]:
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a busy two-core machine two threads wait on each other many-fold longer."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

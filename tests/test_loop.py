@@ -4,8 +4,6 @@ several seeds, is scored by their mean, and keeps the best replica's best epoch 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -19,12 +17,7 @@ from sibcl_ray.train.loop import FineTuneReplica, Losses, _finetune_replicas, _v
 from sibcl_ray.train.methods import get_method
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_replicas_are_scored_by_their_mean_and_the_best_one_is_kept() -> None:

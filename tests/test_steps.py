@@ -4,7 +4,6 @@ GPU settings (bf16 autocast, channels-last, torch.compile) taken on the CPU."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -26,13 +25,7 @@ from sibcl_ray.problems import Problem, get_problem
 TEMPERATURE = 0.1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread: on a busy two-core machine two threads wait on each other many-fold longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(problem: Problem, batch: int = 8) -> tuple[SIBCLNet, torch.Tensor, object]:
