@@ -35,7 +35,7 @@ def run_trial(config: dict[str, Any], job: RunSpec, datasets: TrialData) -> None
     """Tune function trainable: train one configuration and report every epoch through Tune."""
     name = f"{job.experiment}-{tune.get_context().get_trial_id()}"
     if job.trains_in_place:
-        train_loop({**job.loop_config(config, name), "threads": max(1, int(job.cpus_per_worker))}, TuneTrial(datasets))
+        train_loop(job.loop_config(config, name), TuneTrial(datasets))
         return
     finished = finished_run_metrics(storage.join(job.storage_path, name), job.total_epochs)
     if finished is not None:  # restored after its Train run ended: Train would report nothing

@@ -14,7 +14,7 @@ and resumes from the latest readable one when Ray retries the task.
 Example (what ``search.driver.run_trial`` does for a one-worker trial)::
 
     arrays = {"val": shards.read_split(val_paths, n_val), ...}   # read once, in the driver
-    train_loop(job.loop_config(hparams, name) | {"threads": 1}, TuneTrial(arrays))
+    train_loop(job.loop_config(hparams, name), TuneTrial(arrays))
 """
 
 from __future__ import annotations
@@ -81,9 +81,8 @@ def _device() -> torch.device:
     return torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
 
-class TuneTrial:
-    """A one-worker run inside a Tune function trainable: arrays handed over by the driver,
-    Tune's checkpoints (a retried or restored trial resumes from its latest) and reports."""
+class _InProcess:
+    """A one-worker run in this process: arrays handed over by its caller, this process's device."""
 
     rank = 0
     world_size = 1
@@ -98,6 +97,11 @@ class TuneTrial:
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device)
 
+
+class TuneTrial(_InProcess):
+    """A one-worker run inside a Tune function trainable: Tune's checkpoints (a retried or
+    restored trial resumes from its latest) and reports."""
+
     def latest_checkpoint(self) -> Any | None:
         return tune.get_checkpoint()
 
@@ -106,25 +110,15 @@ class TuneTrial:
         tune.report(metrics, checkpoint=checkpoint)
 
 
-
-class TaskRun:
-    """A one-worker run in a Ray task: arrays handed over by the caller, checkpoints kept by the
-    run itself in ``run_dir`` (the last ``keep``), the last report kept for the caller."""
-
-    rank = 0
-    world_size = 1
+class TaskRun(_InProcess):
+    """A one-worker run in a Ray task: checkpoints kept by the run itself in ``run_dir`` (the
+    last ``keep``), the last report kept for the caller."""
 
     def __init__(self, arrays: dict[str, dict[str, np.ndarray]], run_dir: str, keep: int = 2) -> None:
-        self.arrays, self.run_dir, self.keep = arrays, run_dir, keep
-        self.device = _device()
+        super().__init__(arrays)
+        self.run_dir, self.keep = run_dir, keep
         self.metrics: dict[str, Any] = {}
         self.checkpoint: str | None = self.latest_checkpoint()
-
-    def split_batches(self, name: str) -> Iterable[dict[str, np.ndarray]]:
-        return [self.arrays[name]]
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return model.to(self.device)
 
     def latest_checkpoint(self) -> str | None:
         folders = [f for f in storage.list_dirs(self.run_dir, "checkpoint_") if readable_state(f) is not None]

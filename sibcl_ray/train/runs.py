@@ -88,6 +88,7 @@ class RunSpec:
             "rung_metric": self.rung_metric,
             "hparams": with_defaults({**self.fixed_hparams, **hparams}), "splits": self.splits_needed(),
             "init_state": self.init_state, "finetune_seeds": self.finetune_seeds,
+            "threads": max(1, int(self.cpus_per_worker)),  # torch threads of each worker
         }
 
 
@@ -130,7 +131,7 @@ def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[An
     config = job.loop_config(hparams, name)
     if job.trains_in_place:
         run = TaskRun(datasets, storage.join(job.storage_path, name))
-        train_loop({**config, "threads": max(1, int(job.cpus_per_worker))}, run)
+        train_loop(config, run)
         if run.checkpoint is None:
             raise RuntimeError(f"run {name} reported no checkpoint")
         return RunResult(run.metrics, run.checkpoint)

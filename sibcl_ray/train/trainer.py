@@ -25,10 +25,9 @@ def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Data
     resources: dict[str, float] = {"CPU": cpus_per_worker}
     if gpus_per_worker:
         resources["GPU"] = gpus_per_worker
-    config = dict(loop_config, threads=max(1, int(cpus_per_worker)))
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=config,
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources),
         datasets=datasets,
         # one worker: every split whole, no streaming_split coordinator actors to start per run
