@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,7 @@ import pytest
 from sibcl_ray.data import shards
 from sibcl_ray.data.generate import generate
 from sibcl_ray.errors import ShardError
+from sibcl_ray.problems import get_problem
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 COUNTS = {"unlabeled": 20, "surrogate": 20, "train": 20}
@@ -96,3 +103,118 @@ def test_a_manifest_that_disagrees_with_its_shards_never_advises_repair(tmp_path
         _generate(tmp_path, repair=True)
     assert "--repair" not in str(info.value) and "no shard was touched" in str(info.value)
     assert {p.name: p.read_bytes() for p in (report.root / "train").glob("*.parquet")} == before
+
+
+def test_a_truncated_manifest_is_named_and_following_the_advice_loses_nothing(tmp_path: Path) -> None:
+    report = _generate(tmp_path)
+    path = report.root / "train" / shards.MANIFEST
+    recorded = json.loads(path.read_text())
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # cut short by hand (or by a crashed editor)
+    before = _shard_files(report.root / "train")
+    with pytest.raises(ShardError) as info:
+        _generate(tmp_path)
+    assert f"manifest {path} is not valid JSON" in str(info.value) and "delete it to rebuild it" in str(info.value)
+    assert "--repair" not in str(info.value) and _shard_files(report.root / "train") == before
+    path.unlink()  # the advice: the shards are checked one by one and adopted, none recomputed
+    assert _generate(tmp_path).samples_computed == {}
+    assert json.loads(path.read_text())["shards"] == recorded["shards"]
+
+
+def _mount_namespaces_work() -> bool:
+    """A private mount namespace (as root, or through a user namespace) lets a test mount a tmpfs."""
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as point:
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {point}"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _generate_command(data_dir: Path, count: int, split: str = "surrogate") -> str:
+    return (f"{sys.executable} -m sibcl_ray.generate --problem phc --preset smoke --splits {split} "
+            f"--count {split}={count} --data-dir {data_dir} --num-cpus 1")
+
+
+def _shard_files(split_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(split_dir.iterdir()) if p.name != ".lock"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _mount_namespaces_work(), reason="needs a mount namespace (unshare -rm) to mount a small tmpfs")
+def test_disk_full_mid_generation_keeps_the_finished_shards_and_a_rerun_completes(tmp_path: Path) -> None:
+    """A real full disk (a tmpfs with room for two and a half shards) under the real command:
+    one error line, no partial file, the finished shards recorded; after space is freed the
+    same command computes only the rest. Then the disk goes read-only: refused before Ray."""
+    problem = get_problem("phc")
+    x, y = problem.surrogate_samples(np.random.default_rng(shards.shard_seed(0, "surrogate", 0)), 50)
+    shards.write_shard(tmp_path / "probe.parquet", 0, x, y)
+    room_kib = int(2.5 * (tmp_path / "probe.parquet").stat().st_size / 1024)
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    command = _generate_command(disk, 200)
+    script = f"""
+mount -t tmpfs -o size={room_kib}k tmpfs {disk}
+{command} >{out}/full.out 2>{out}/full.err; echo $? >{out}/full.rc
+mkdir {out}/full && cp -a {disk}/. {out}/full/
+mount -o remount,size=64m {disk}
+{command} >{out}/rerun.out 2>{out}/rerun.err; echo $? >{out}/rerun.rc
+mkdir {out}/rerun && cp -a {disk}/. {out}/rerun/
+mount -o remount,ro {disk}
+{_generate_command(disk, 300)} >{out}/ro.out 2>{out}/ro.err; echo $? >{out}/ro.rc
+mkdir {out}/ro && cp -a {disk}/. {out}/ro/
+"""
+    disk.mkdir()
+    out.mkdir()
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], check=True, timeout=600,
+                   env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=Path(__file__).parents[1])
+
+    # the full disk: exit 2, one error line naming the shard and the cause, no traceback
+    full_err = (out / "full.err").read_text()
+    assert (out / "full.rc").read_text().strip() == "2", full_err[-2000:]
+    errors = [line for line in full_err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in full_err, full_err[-2000:]
+    assert "stopped at shard" in errors[0] and "No space left on device" in errors[0] and "--repair" not in errors[0]
+    split_dir = next((out / "full").glob("phc-*/surrogate"))
+    manifest = shards.read_manifest(split_dir)["shards"]
+    files = _shard_files(split_dir)
+    assert not [name for name in files if name.endswith(".tmp")], files.keys()  # no half shard left behind
+    good = [name for name in files if name.endswith(".parquet")]
+    assert 1 <= len(manifest) <= len(good) < 4
+    for index, name in enumerate(sorted(good)):  # every shard there is whole: recorded or adoptable
+        assert shards.check_shard(split_dir / name, manifest.get(name), 50 * index, 50, labelled=True) is None
+
+    # space freed: the same command computes exactly the missing shards
+    rerun = (out / "rerun.out").read_text()
+    assert (out / "rerun.rc").read_text().strip() == "0", (out / "rerun.err").read_text()[-2000:]
+    summary = json.loads(rerun[rerun.index("{"): rerun.rindex("}") + 1])
+    assert summary["samples_computed"] == {"surrogate": 200 - 50 * len(good)}
+    rerun_dir = next((out / "rerun").glob("phc-*/surrogate"))
+    data = shards.read_split(shards.verified_shards(rerun_dir, 200, 50, labelled=True), 200)
+    assert np.array_equal(data["index"], np.arange(200)) and np.all(np.isfinite(data["y"]))
+    assert np.array_equal(data["x"][:50], x) and np.array_equal(data["y"][:50], y)  # the same samples as the seed gives
+
+    # a read-only disk: refused in one line before Ray starts, the data untouched
+    ro_err = (out / "ro.err").read_text()
+    assert (out / "ro.rc").read_text().strip() == "2" and ro_err.startswith("error:") and "not writable" in ro_err
+    assert "Ray dashboard" not in (out / "ro.out").read_text()
+    assert _shard_files(next((out / "ro").glob("phc-*/surrogate"))) == _shard_files(rerun_dir)
+
+
+@pytest.mark.slow
+def test_two_generation_runs_into_one_data_dir_compute_each_shard_once(tmp_path: Path) -> None:
+    """The second of two concurrent commands waits on the dataset's lock, then finds nothing to do."""
+    command = _generate_command(tmp_path, 200, split="test").split()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while not any(tmp_path.glob("phc-*/test/shard-*.parquet")):  # the first holds the lock and is labelling
+        assert first.poll() is None and time.monotonic() < deadline, "the first run ended before its first shard"
+        time.sleep(0.2)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+    first_out, _ = first.communicate(timeout=400)
+    assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stderr[-2000:])
+    summaries = [json.loads(text[text.index("{"): text.rindex("}") + 1]) for text in (first_out, second.stdout)]
+    assert summaries[0]["samples_computed"] == {"test": 200} and summaries[1]["samples_computed"] == {}
+    assert "waiting for another generation run" in second.stdout
+    split_dir = next(tmp_path.glob("phc-*/test"))
+    assert len(shards.read_manifest(split_dir)["shards"]) == 4
+    assert len(shards.verified_shards(split_dir, 200, 50, labelled=True)) == 4

@@ -1,7 +1,12 @@
 """Resumable label generation with Ray remote tasks, one task per Parquet shard.
 
 A task computes a whole shard (~100 samples): docs/ray.md measured one task per sample at
-~20× the overhead. Tasks are retried on worker crashes and exceptions; the driver records
+~20× the overhead. Tasks are retried when their worker dies, not when they raise: a shard's
+labels are a function of its seed, so an exception (a non-finite label, a full or read-only
+disk) would only come back after the same solves again. The first failure stops the run with
+one line that names the shard and the cause; the shards finished before it stay recorded
+and a rerun computes only the rest (a file is written to a temporary name and renamed, so
+a failed write leaves no half shard). The driver records
 each finished shard in the split's manifest at once, so a killed run loses at most the
 shards in flight. A shard that exists and checks out is never recomputed; a shard that
 exists but is corrupt is refused (named in the error) unless ``repair`` is set, in which
@@ -44,7 +49,7 @@ class GenerationReport:
         return total / self.seconds if self.seconds > 0 and total else 0.0
 
 
-@ray.remote(max_retries=3, retry_exceptions=True)
+@ray.remote(max_retries=3, retry_exceptions=False)
 def _make_shard(problem_name: str, problem_options: dict[str, Any], split_name: str, index: int,
                 shard_size: int, seed: int, path: str) -> dict[str, Any]:
     """Generate and write shard ``index`` of a split; returns its manifest entry."""
@@ -80,13 +85,16 @@ def generate(problem_name: str, problem_options: dict[str, Any], counts: dict[st
     if unknown:
         raise SibclError(f"unknown split {unknown[0]!r}: allowed values are {', '.join(shards.SPLITS)}")
     problem = get_problem(problem_name, **problem_options)
-    folder = shards.dataset_dir(root, problem.signature(), seed)
-    report = GenerationReport(root=folder, counts=dict(counts))
-    start = time.perf_counter()
-    with _exclusive(folder):
-        sizes = {name: _shard_size(folder / name, shard_size) for name in counts}
-        todo = _plan(folder, counts, sizes, repair)
-        _run(todo, problem_name, problem_options, folder, sizes, seed, report, progress)
+    try:
+        folder = shards.dataset_dir(root, problem.signature(), seed)
+        report = GenerationReport(root=folder, counts=dict(counts))
+        start = time.perf_counter()
+        with _exclusive(folder):
+            sizes = {name: _shard_size(folder / name, shard_size) for name in counts}
+            todo = _plan(folder, counts, sizes, repair)
+            _run(todo, problem_name, problem_options, folder, sizes, seed, report, progress)
+    except OSError as err:  # the lock, a folder or a manifest could not be written: nothing was lost
+        raise ShardError(f"cannot write to the data dir {root}: {_describe(err)}; no shard was changed") from None
     report.seconds = time.perf_counter() - start
     for name, count in counts.items():
         report.paths[name] = shards.verified_shards(folder / name, count, sizes[name], shards.SPLITS[name].labelled)
@@ -135,6 +143,12 @@ def _plan(folder: Path, counts: dict[str, int], sizes: dict[str, int], repair: b
     return todo
 
 
+def _describe(err: BaseException) -> str:
+    """The cause of a failed shard in a few words: the OS's own message for a file error."""
+    text = (err.strerror if isinstance(err, OSError) and err.strerror else str(err)).splitlines()
+    return (text[0] if text else type(err).__name__) + (f" ({err.filename})" if getattr(err, "filename", None) else "")
+
+
 def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[str, Any], folder: Path,
          sizes: dict[str, int], seed: int, report: GenerationReport, progress: bool) -> None:
     if not todo:
@@ -150,9 +164,20 @@ def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[s
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         name, i = pending.pop(done[0])
-        entry = ray.get(done[0])
-        manifests[name]["shards"][shards.shard_name(i)] = entry
-        shards.write_manifest(folder / name, manifests[name])
+        path = folder / name / shards.shard_name(i)
+        try:
+            entry = ray.get(done[0])
+            manifests[name]["shards"][shards.shard_name(i)] = entry
+            shards.write_manifest(folder / name, manifests[name])
+        except (OSError, FloatingPointError) as err:
+            bar.close()  # so that the error line starts a line of its own
+            for ref in pending:
+                ray.cancel(ref)
+            cause = getattr(err, "cause", None) or err  # a task's exception arrives wrapped in RayTaskError
+            recorded = sum(len(m["shards"]) for m in manifests.values())
+            raise ShardError(f"stopped at shard {path}: {_describe(cause)}; the {recorded} shards recorded "
+                             f"in the manifests of {folder} are kept: fix the cause and rerun the same command, only "
+                             "the missing shards are computed") from None
         report.samples_computed[name] = report.samples_computed.get(name, 0) + entry["rows"]
         record_labels(problem_name, name, entry["rows"], time.perf_counter() - start)
         bar.update(entry["rows"])

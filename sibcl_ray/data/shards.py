@@ -87,9 +87,13 @@ def write_shard(path: Path, first_index: int, x: np.ndarray, y: np.ndarray | Non
         columns["y"] = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(y, dtype=np.float32))
     table = pa.table(columns)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    entry = manifest_entry(tmp, first_index, len(x))
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp)
+        entry = manifest_entry(tmp, first_index, len(x))
+        os.replace(tmp, path)
+    except BaseException:  # disk full, read-only, killed: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     return entry
 
 
@@ -189,6 +193,11 @@ def _sha256(path: Path) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole or not at all: a failed write (disk full) leaves the old file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
