@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ray import tune
 
 from sibcl_ray.errors import SearchSpaceError
@@ -99,3 +102,52 @@ def test_malformed_start_entry_is_refused_with_one_line(tmp_path: Path, text: st
     with pytest.raises(SearchSpaceError) as info:
         read_search_file(path)
     assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+_KEYS = st.sampled_from([*HPARAMS, "start", "type", "low", "high", "values", "uniform", "choice", "loguniform"]) | st.text(max_size=8) | st.integers(-3, 3)
+_SCALARS = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
+            | st.text(max_size=8) | st.sampled_from(["uniform", "loguniform", "randint", "lograndint", "choice"]))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4),
+                       max_leaves=12)
+
+#: Entries shaped like the real thing (a distribution's keys, plus stray ones) reach the deeper checks.
+_ENTRIES = _SCALARS | st.builds(lambda base, extra: {**extra, **base},
+                                st.fixed_dictionaries({"type": st.sampled_from(["uniform", "loguniform", "randint",
+                                                                                "lograndint", "choice", "normal"])},
+                                                      optional={"low": _SCALARS, "high": _SCALARS,
+                                                                "values": st.lists(_SCALARS, max_size=4) | _SCALARS}),
+                                st.dictionaries(_KEYS, _SCALARS, max_size=2))
+_SHAPED = st.builds(lambda space, start: {**space, **({"start": start} if start is not None else {})},
+                    st.dictionaries(st.sampled_from(list(HPARAMS)), _ENTRIES, max_size=4),
+                    st.none() | st.lists(st.dictionaries(st.sampled_from(list(HPARAMS)) | _KEYS, _SCALARS, max_size=3),
+                                         max_size=3) | _SCALARS)
+
+
+def _assert_one_line_or_valid(path: Path) -> None:
+    """The property: a search file either loads into a usable space or is refused with one line."""
+    try:
+        space, start = read_search_file(path)
+    except SearchSpaceError as err:
+        message = str(err)
+        assert message.startswith(f"search space {path}") and "\n" not in message, message
+        return
+    to_tune(space)
+    for point in starting_points(space, start):
+        assert within(space, point), point
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=st.dictionaries(_KEYS, _VALUES, max_size=5) | _SHAPED)
+def test_any_yaml_mapping_loads_or_is_one_line(tmp_path: Path, document: dict) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    _assert_one_line_or_valid(path)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60) | st.sampled_from(["temperature: {type: uniform, low: 0.1, high: [", "? [a, b]\n: 1\n",
+                                                    "&a [*a]", "temperature: !!python/object:os.system x\n"]))
+def test_any_text_loads_or_is_one_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    _assert_one_line_or_valid(path)

@@ -151,12 +151,12 @@ def _check_entry(path: Path, key: str, value: Any) -> Any:
         check_value(value, "value")
         return kind(value)
     dist = value.get("type")
-    if dist not in DISTRIBUTIONS:
+    if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
         raise fail(f"type {dist!r} is not a distribution; allowed: {', '.join(DISTRIBUTIONS)}")
     extra = set(value) - {"type", *DISTRIBUTIONS[dist]}
     missing = [k for k in DISTRIBUTIONS[dist] if k not in value]
     if extra or missing:
-        raise fail(f"{dist} takes {', '.join(DISTRIBUTIONS[dist])}" + (f"; unexpected {sorted(extra)[0]!r}" if extra else f"; missing {missing[0]!r}"))
+        raise fail(f"{dist} takes {', '.join(DISTRIBUTIONS[dist])}" + (f"; unexpected {sorted(extra, key=str)[0]!r}" if extra else f"; missing {missing[0]!r}"))
     if dist == "choice":
         values = value["values"]
         if not isinstance(values, list) or not values:
