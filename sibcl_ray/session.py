@@ -1,7 +1,16 @@
 """Starting or joining Ray for a command: local by default, ``--address auto`` on a cluster.
 
-The dashboard stays on 127.0.0.1 (Ray's default): an exposed dashboard accepts job
-submissions, which run arbitrary code. Reach a cluster's with ``ray dashboard cluster.yaml``.
+A local run needs no network, so it keeps Ray on loopback. Ray 2.60 has no bind-address
+setting: its GCS, raylet, object manager, workers and agents listen on 127.0.0.1 only when
+the node's IP is literally 127.0.0.1, and on Linux ``ray.init`` replaces 127.0.0.1 by the
+LAN address unless ``ENABLE_RAY_CLUSTER`` is off (``ray/_private/services.py``,
+``get_node_ip_address``; it is off by default on macOS and Windows). We turn it off for local
+runs, and keep Ray's token auth on (``RAY_AUTH_MODE=token``, the token in
+``~/.ray/auth_token``, made here with mode 0600 when missing): whatever still listens refuses
+a client without the token. An explicit ``RAY_AUTH_MODE`` of the user's is respected.
+docs/ray.md lists what listens where. The dashboard stays on 127.0.0.1 on clusters too: an
+exposed dashboard accepts job submissions, which run arbitrary code. Reach a cluster's with
+``ray dashboard cluster.yaml``.
 
 The terminal is kept for our own progress lines and Tune's trial table: worker output
 (Train's per-report lines, Ray Data's execution plans, label tasks) is not forwarded to the
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 from pathlib import Path
@@ -22,6 +32,8 @@ import ray
 
 from sibcl_ray.errors import SibclError
 
+#: Set in the workers' environment by a local Ray: every worker shares this host (``train.process_group``).
+LOOPBACK_ENV = "SIBCL_LOCAL_RAY"
 #: Environment every Ray worker of ours gets: silences a harmless Train V2 error line.
 WORKER_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "PYTHONUNBUFFERED": "1"}
 
@@ -30,8 +42,12 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
     """Start a local Ray (``address`` None) or join one; returns the dashboard URL (or '')."""
     if address not in (None, "auto"):
         check_reachable(address)
-    os.environ.update(WORKER_ENV)
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": dict(WORKER_ENV)}, "log_to_driver": False}
+    worker_env = dict(WORKER_ENV)
+    if address is None:
+        keep_local_ray_on_loopback()
+        worker_env.update(local_worker_env())
+    os.environ.update(worker_env)
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": worker_env}, "log_to_driver": False}
     if address is None:
         kwargs.update(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                       resources={"trial_driver": driver_slots} if driver_slots else None)
@@ -45,10 +61,46 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
     stop_on_sigterm_like_ctrl_c()
     url = context.dashboard_url or ""
     if url:
-        print(f"Ray dashboard: http://{url}  (jobs, trials, metrics; local only)", flush=True)
+        print(f"Ray dashboard: http://{url}  (jobs, trials, metrics; local only; it asks for the token that "
+              "`ray get-auth-token` prints)", flush=True)
     quiet_ray_data_console()
     print(f"Ray worker logs (Train reports, Ray Data plans, label tasks): {_logs_dir()}", flush=True)
     return url
+
+
+def keep_local_ray_on_loopback() -> Path | None:
+    """Before a local ``ray.init``: node IP 127.0.0.1 (so every Ray server binds loopback) and
+    token auth on with a private token file; returns that file (None: the user chose a token
+    through ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``, or turned auth off themselves)."""
+    import ray._private.ray_constants as ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # processes that import ray later
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read once at import: this process imported ray already
+    if "RAY_AUTH_MODE" in os.environ or os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return None
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")  # what Ray's own enable_token_auth_by_default does after setting the variable
+    token = Path.home() / ".ray" / "auth_token"
+    token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not token.exists():
+        with os.fdopen(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(secrets.token_hex(32))
+        AuthenticationTokenLoader.instance().reset_cache()
+    elif token.stat().st_uid == os.getuid() and token.stat().st_mode & 0o077:
+        token.chmod(0o600)  # Ray writes it world-readable
+    return token
+
+
+def local_worker_env() -> dict[str, str]:
+    """Worker environment of a local Ray: DDP meets through a file, not a TCP port
+    (``train.process_group``), and gloo connects over the loopback interface."""
+    env = {LOOPBACK_ENV: "1"}
+    loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
+    if loopback and "GLOO_SOCKET_IFNAME" not in os.environ:
+        env["GLOO_SOCKET_IFNAME"] = loopback
+    return env
 
 
 def stop_on_sigterm_like_ctrl_c() -> None:

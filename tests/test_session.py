@@ -1,11 +1,16 @@
-"""`sibcl_ray.session`: SIGTERM takes the Ctrl-C path; `cli.run_main` ends an interruption in one line."""
+"""`sibcl_ray.session`: a local Ray on loopback behind the token; SIGTERM takes the Ctrl-C path;
+`cli.run_main` ends an interruption in one line."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +48,112 @@ def test_sigterm_without_a_sigint_handler_is_a_keyboard_interrupt(restore_handle
     assert run_main(body, argparse.ArgumentParser(), []) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("stopped: interrupted; finished work") and "rerun the same command" in err[0]
+
+
+#: Run in a fresh process (HOME in a temporary folder, so the token file is its own): a local Ray
+#: as the commands start it, a task and a 2-worker DDP run (gloo) while a thread records every
+#: listening socket of the Ray processes; then each socket still open is called with and without
+#: the token: gRPC on a real method of each Ray service, HTTP on the dashboard's API.
+_PROBE = r'''
+import json, os, sys, threading, time, urllib.error, urllib.request
+from pathlib import Path
+import grpc
+from sibcl_ray.session import start_ray
+import ray, psutil, ray.train
+from ray.train.torch import TorchTrainer
+from sibcl_ray.train.process_group import torch_config_for_this_ray
+
+start_ray(None, num_cpus=2)
+seen, done = set(), threading.Event()
+
+def listeners():
+    me = psutil.Process()
+    found = set()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            found |= {(proc.name(), c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+def sample():
+    while not done.is_set():
+        seen.update(listeners())
+        time.sleep(0.2)
+
+thread = threading.Thread(target=sample, daemon=True)
+thread.start()
+ray.get(ray.remote(lambda: os.getpid()).remote())
+
+def loop(config):
+    import torch, torch.distributed as dist
+    x = torch.ones(1)
+    dist.all_reduce(x)
+    assert x.item() == 2.0
+    time.sleep(3)
+
+TorchTrainer(loop, torch_config=torch_config_for_this_ray(),
+             scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5})).fit()
+done.set(); thread.join()
+token_file = Path.home() / ".ray" / "auth_token"
+bearer = "Bearer " + token_file.read_text().strip()
+METHODS = ["/ray.rpc.NodeInfoGcsService/GetAllNodeInfo", "/ray.rpc.NodeManagerService/GetNodeStats",
+           "/ray.rpc.ObjectManagerService/Pull", "/ray.rpc.CoreWorkerService/NumPendingTasks",
+           "/ray.rpc.ReporterService/HealthCheck"]
+
+def grpc_codes(port, metadata):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    codes = {}
+    for method in METHODS:
+        try:
+            channel.unary_unary(method, request_serializer=bytes, response_deserializer=bytes)(b"", timeout=5, metadata=metadata)
+            codes[method] = "OK"
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                codes[method] = err.code().name
+    channel.close()
+    return codes
+
+def http_status(port, headers):
+    try:
+        return urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/api/version", headers=headers), timeout=5).status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except Exception:
+        return None
+
+probes = [{"process": name, "ip": ip, "port": port,
+           "grpc_without": grpc_codes(port, None), "grpc_with": grpc_codes(port, (("authorization", bearer),)),
+           "http_without": http_status(port, {}), "http_with": http_status(port, {"Authorization": bearer})}
+          for name, ip, port in sorted(listeners())]
+print("PROBE " + json.dumps({"seen": sorted(seen), "probes": probes, "token_mode": token_file.stat().st_mode & 0o777,
+                             "metrics_port": ray.nodes()[0]["MetricsExportPort"]}))
+ray.shutdown()
+'''
+
+
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_only_and_every_port_wants_the_token(tmp_path: Path) -> None:
+    """Issue #16: a local run opened 11 sockets beyond loopback at start, 34 during a search."""
+    env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")
+    env.pop("RAY_AUTH_MODE", None)
+    result = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    line = next((l for l in result.stdout.splitlines() if l.startswith("PROBE ")), None)
+    assert result.returncode == 0 and line, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads(line[len("PROBE "):])
+    beyond = [s for s in report["seen"] if s[1] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
+    assert beyond == [], beyond  # the DDP run included: its rendezvous is a file, gloo is on lo
+    names = {s[0] for s in report["seen"]}
+    assert {"gcs_server", "raylet"} <= names and any("RayTrainWorker" in n for n in names), names
+    assert report["token_mode"] == 0o600
+    unprotected = []
+    for probe in report["probes"]:
+        refused_grpc = [m for m, code in probe["grpc_without"].items() if code == "UNAUTHENTICATED"]
+        grpc_ok = refused_grpc and all(probe["grpc_with"].get(m) == "OK" for m in refused_grpc)
+        http_ok = probe["http_without"] == 401 and probe["http_with"] not in (None, 401, 403)
+        if not (grpc_ok or http_ok):
+            unprotected.append(probe)
+    # Prometheus' read-only metrics page is the one port Ray serves without the token (on loopback)
+    assert [p["port"] for p in unprotected] == [report["metrics_port"]], unprotected
+    assert len(report["probes"]) >= 6  # GCS, raylet ×2, agent, runtime-env agent, dashboard, workers

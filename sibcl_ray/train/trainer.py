@@ -10,6 +10,7 @@ from ray.train import DataConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from sibcl_ray.train.loop import train_loop_per_worker
+from sibcl_ray.train.process_group import torch_config_for_this_ray
 
 
 def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset], *, name: str,
@@ -20,7 +21,8 @@ def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Data
     ``name`` must be stable for the run: a retried or restored trial that builds its trainer
     with the same name and storage path continues from the run's last checkpoint. The
     validation split is given whole to every worker; the others are split across workers
-    (a single worker takes them whole, which spares Ray Data's split coordinators).
+    (a single worker takes them whole, which spares Ray Data's split coordinators). On a local
+    Ray the process group meets through a file (``train.process_group``).
     """
     resources: dict[str, float] = {"CPU": cpus_per_worker}
     if gpus_per_worker:
@@ -28,6 +30,7 @@ def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Data
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
+        torch_config=torch_config_for_this_ray(),  # local Ray: no rendezvous port on the network
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources),
         datasets=datasets,
         # one worker: every split whole, no streaming_split coordinator actors to start per run
