@@ -31,6 +31,12 @@ from sibcl_ray.train.runs import RunSpec, fit_run, trial_data
 from sibcl_ray.train.checkpoints import load_state
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.slow]
+
+
+def _here() -> str:
+    """This session's GCS address: without one the State API refuses whenever another Ray runs on
+    the machine ("Found multiple active Ray instances")."""
+    return ray.get_runtime_context().gcs_address
 TISE_2D = {"dim": 2}
 
 
@@ -80,7 +86,7 @@ def test_killed_ddp_worker_resumes_from_checkpoint_and_finishes(tise_data: Any, 
     run_dir = tmp_path / "train" / "killed-worker"
     thread, box = _in_thread(lambda: fit_run(job, {"batch_size": 64}, "killed-worker"))
     _wait_for(lambda: len(list(run_dir.glob("checkpoint_*"))) >= 4, 180, "four checkpoints")
-    workers = ray_state.list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    workers = ray_state.list_actors(address=_here(), filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     assert len(workers) == 2
     os.kill(workers[1]["pid"], signal.SIGKILL)
     thread.join(300)
@@ -105,7 +111,7 @@ def test_killed_run_task_is_retried_and_resumes_from_its_checkpoint(tise_data: A
     ref = ray.remote(fit_run).options(**_task_options(job)).remote(job, {"batch_size": 64}, "killed-task", None,
                                                                    ray.put(trial_data(job)))
     _wait_for(lambda: _epochs_checkpointed(run_dir) >= 4, 180, "four epochs checkpointed")
-    running = ray_state.list_tasks(filters=[("name", "=", "fit_run"), ("state", "=", "RUNNING")])
+    running = ray_state.list_tasks(address=_here(), filters=[("name", "=", "fit_run"), ("state", "=", "RUNNING")])
     assert len(running) == 1
     os.kill(running[0]["worker_pid"], signal.SIGKILL)
     result = ray.get(ref, timeout=300)
@@ -129,7 +135,7 @@ def test_killed_one_worker_trial_resumes_from_its_tune_checkpoint(tise_data: Any
     thread, box = _in_thread(tuner.fit)
     _wait_for(lambda: len(list((tmp_path / "tune" / "killed-trial").glob("*/checkpoint_*"))) >= 4, 120,
               "four checkpoints")
-    trials = ray_state.list_actors(filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")])
+    trials = ray_state.list_actors(address=_here(), filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")])
     assert len(trials) == 1
     os.kill(trials[0]["pid"], signal.SIGKILL)
     thread.join(300)
@@ -197,9 +203,9 @@ def test_killed_label_task_is_retried(tmp_path: Path) -> None:
     thread, box = _in_thread(lambda: generate("phc", {}, counts, tmp_path, seed=5, shard_size=10, progress=False))
 
     def running_worker_pid() -> int | None:
-        tasks = ray_state.list_tasks(filters=[("func_or_class_name", "=", "_make_shard"), ("state", "=", "RUNNING")])
+        tasks = ray_state.list_tasks(address=_here(), filters=[("func_or_class_name", "=", "_make_shard"), ("state", "=", "RUNNING")])
         for task in tasks:
-            workers = ray_state.list_workers(filters=[("worker_id", "=", task["worker_id"])]) if task.get("worker_id") else []
+            workers = ray_state.list_workers(address=_here(), filters=[("worker_id", "=", task["worker_id"])]) if task.get("worker_id") else []
             if workers:
                 return workers[0]["pid"]
         return None
@@ -210,7 +216,7 @@ def test_killed_label_task_is_retried(tmp_path: Path) -> None:
     report = box["value"]
     data = shards.read_split(report.paths["train"], 40)
     assert np.array_equal(data["index"], np.arange(40)) and np.all(np.isfinite(data["y"]))
-    attempts = ray_state.list_tasks(filters=[("func_or_class_name", "=", "_make_shard")], detail=True, limit=1000)
+    attempts = ray_state.list_tasks(address=_here(), filters=[("func_or_class_name", "=", "_make_shard")], detail=True, limit=1000)
     assert any(t["attempt_number"] > 0 for t in attempts)  # one shard really ran twice
 
 
