@@ -1,4 +1,9 @@
-"""What every command line shares: the problem flags and the one-line error convention."""
+"""What every command line shares: the problem flags and the one-line error convention.
+
+A problem brings its own command-line options (``Problem.options``): ``--problem`` is read
+first, then that problem's flags are added, so ``--problem tise --help`` lists ``--dim`` and
+a plugin's options appear without this module naming any problem.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,60 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sibcl_ray.errors import SibclError
-from sibcl_ray.problems import PROBLEMS, get_problem
+from sibcl_ray.problems import available_problems, get_problem, problem_class
 
-#: Problem options settable from the command line, and the problems they apply to.
-PROBLEM_FLAGS: dict[str, tuple[str, type, str]] = {
-    "dim": ("tise", int, "tise only: spatial dimension, 2 or 3 (default 3)"),
-    "surrogate": ("tise", str, "tise only: surrogate data, lowres or qho (default lowres)"),
-    "label": ("phc", str, "phc only: dos (default) or bands (6 lowest bands at the 625 k-points)"),
-}
 DEFAULT_DATA_DIR = Path("~/.cache/sibcl_ray/datasets")
+#: Marks a parser whose ``--problem`` adds that problem's own options (``add_problem_arguments``).
+_PROBLEM_PARSER = "_sibcl_problem_options"
 
 
 def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--problem`` and the problems' own options."""
-    parser.add_argument("--problem", required=True, help=f"one of: {', '.join(PROBLEMS)}")
-    for name, (_, kind, text) in PROBLEM_FLAGS.items():
-        parser.add_argument(f"--{name}", type=kind, help=text)
+    """``--problem``; the chosen problem's own options are added when the line is parsed."""
+    parser.add_argument("--problem", required=True,
+                        help=f"one of: {', '.join(available_problems())}, or package.module:Class; "
+                             "its own options are listed by --problem NAME --help")
+    setattr(parser, _PROBLEM_PARSER, True)
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` with the options of the ``--problem`` it names (see the module docstring).
+
+    A flag that belongs to another problem gets one line naming the problems it applies to,
+    rather than argparse's "unrecognized arguments"."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if getattr(parser, _PROBLEM_PARSER, False):
+        first = argparse.ArgumentParser(add_help=False)
+        first.add_argument("--problem")
+        name = first.parse_known_args(argv)[0].problem
+        if name is not None:
+            options = problem_class(name).options
+            group = parser.add_argument_group(f"options of --problem {name}")
+            for option in options:
+                group.add_argument(option.flag, dest=option.name, type=option.kind, help=option.help)
+            _refuse_other_problems_flags(argv, name, {o.flag for o in options})
+    args = parser.parse_args(argv)
+    if getattr(parser, _PROBLEM_PARSER, False):
+        args.problem_option_names = [o.name for o in problem_class(args.problem).options]
+    return args
+
+
+def _refuse_other_problems_flags(argv: list[str], name: str, own: set[str]) -> None:
+    owners: dict[str, list[str]] = {}
+    for other in available_problems():
+        if other == name:
+            continue
+        try:
+            flags = [o.flag for o in problem_class(other).options]
+        except SibclError:  # a broken plugin is reported when it is chosen, not here
+            continue
+        for flag in flags:
+            owners.setdefault(flag, []).append(other)
+    for i, word in enumerate(argv):
+        flag, _, value = word.partition("=")
+        if flag in owners and flag not in own:
+            value = value or (argv[i + 1] if i + 1 < len(argv) else "")
+            raise SibclError(f"{flag} {value} is not an option of --problem {name!r}; it applies to "
+                             f"--problem {' or '.join(owners[flag])}")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,17 +77,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def problem_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The problem's options from the flags, checked by building the problem once."""
-    if args.problem not in PROBLEMS:
-        raise SibclError(f"unknown problem {args.problem!r}: allowed values are {', '.join(sorted(PROBLEMS))}")
-    options = {}
-    for name, (owner, _, _) in PROBLEM_FLAGS.items():
-        value = getattr(args, name)
-        if value is None:
-            continue
-        if owner != args.problem:
-            raise SibclError(f"--{name} {value} applies to --problem {owner} only, not {args.problem!r}")
-        options[name] = value
+    """The problem's options from its flags, checked by building the problem once."""
+    options = {name: getattr(args, name) for name in args.problem_option_names if getattr(args, name) is not None}
     get_problem(args.problem, **options)
     return options
 
@@ -52,8 +86,8 @@ def problem_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse, run, and turn a user error into one ``error: …`` line and exit status 2, and an
     interruption (Ctrl-C, SIGTERM) into one ``stopped: …`` line and exit status 130."""
-    args = parser.parse_args(argv)
     try:
+        args = parse_arguments(parser, argv)
         return body(args)
     except SibclError as err:
         print(f"error: {err}", file=sys.stderr)

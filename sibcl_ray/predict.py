@@ -24,7 +24,7 @@ import numpy as np
 
 from sibcl_ray.cli import run_main
 from sibcl_ray.errors import SibclError
-from sibcl_ray.problems import PROBLEMS
+from sibcl_ray.problems import available_problems
 
 INPUT_SUFFIXES = (".npy", ".npz", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inputs", type=Path, required=True,
                         help="inputs in physical units: .npy, .npz (key x), a Parquet shard or a folder of shards")
     parser.add_argument("--output", type=Path, required=True, help="where to write the labels: .npy or .csv")
-    parser.add_argument("--problem", help=f"refuse a model of another problem ({', '.join(PROBLEMS)})")
+    parser.add_argument("--problem", help=f"refuse a model of another problem ({', '.join(available_problems())})")
     parser.add_argument("--batch-size", type=int, default=256, help="inputs per forward pass (default 256)")
     parser.add_argument("--device", help="torch device (default: cuda when there is one, else cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> int:
         if args.batch_size < 1:
             raise SibclError(f"--batch-size {args.batch_size} must be at least 1")
-        if args.problem is not None and args.problem not in PROBLEMS:
-            raise SibclError(f"--problem {args.problem!r} is unknown: allowed values are {', '.join(PROBLEMS)}")
+        if args.problem is not None and args.problem not in available_problems():
+            raise SibclError(f"--problem {args.problem!r} is unknown: allowed values are {', '.join(available_problems())}")
         output = check_output(args.output, args.overwrite)
         from sibcl_ray.predictor import load_model, read_model_info
 

@@ -97,20 +97,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-#: Per-problem departures: a 3D Schrödinger input costs ~30× a 2D cell to convolve on a CPU,
-#: so its laptop presets pretrain on fewer inputs (its labels are cheap, its epochs are not).
-PROBLEM_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
-    ("tise", "smoke"): {"n_unlabeled": 100, "n_surrogate": 50},
-    ("tise", "quick"): {"n_unlabeled": 800, "n_surrogate": 400, "pretrain_epochs": 5, "finetune_epochs": 25,
-                        "grace_period": 7},
-}
-
-
 def get_preset(name: str, problem: str | None = None, **overrides: Any) -> Preset:
     """The preset called ``name`` for ``problem``, with ``overrides`` applied (e.g. ``nsam=200``)."""
     if name not in PRESETS:
         raise SibclError(f"unknown preset {name!r}: allowed values are {', '.join(PRESETS)}")
-    preset = replace(PRESETS[name], **PROBLEM_OVERRIDES.get((problem or "", name), {}))
+    if problem is not None:  # the problem's own departures (e.g. fewer 3D inputs on a laptop)
+        from sibcl_ray.problems import problem_class
+
+        preset = replace(PRESETS[name], **problem_class(problem).preset_overrides.get(name, {}))
+    else:
+        preset = PRESETS[name]
     preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     if not 1 <= preset.nsam <= preset.n_train_pool:
         raise SibclError(

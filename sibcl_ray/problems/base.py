@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,8 +36,37 @@ class ModelSpec:
     padding: str = "circular"
 
 
+@dataclass(frozen=True)
+class ProblemOption:
+    """A keyword of a problem's constructor that users set from the command line (``--name``).
+
+    The constructor checks the value (one-line ``SibclError`` naming what is allowed), so the
+    message is the problem's own; ``kind`` converts the text first.
+    """
+
+    name: str
+    kind: type
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
 class Problem(ABC):
-    """A physics problem as SIB-CL sees it: cheap inputs, expensive labels, a surrogate."""
+    """A physics problem as SIB-CL sees it: cheap inputs, expensive labels, a surrogate.
+
+    A problem outside this package registers its class under the entry-point group
+    ``sibcl_ray.problems`` (``examples/sibcl-composite`` is one) or is named on the command line
+    as ``--problem package.module:Class``; ``problems.registry`` finds it. It brings its own
+    command-line options (``options``), preset departures (``preset_overrides``) and, when the
+    generic one does not suit it, its own search space (``search_space_path``).
+    """
+
+    #: Constructor keywords settable from the command line.
+    options: ClassVar[tuple[ProblemOption, ...]] = ()
+    #: Preset name → fields of ``presets.Preset`` to change for this problem (sizes, epochs, rungs).
+    preset_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
 
     name: ClassVar[str]
     #: Physical value range of the inputs; the network sees them mapped affinely to [0, 1].
@@ -108,6 +139,14 @@ class Problem(ABC):
         if self.label_dim == 1:
             return self.label_name, labels[:, 0]
         return f"mean {self.label_name}", labels.mean(axis=1)
+
+    @classmethod
+    def search_space_path(cls) -> Path:
+        """The search space ``tune`` uses without ``--search-space``: the packaged one named
+        after the problem if there is one, else the generic ``default.yaml``."""
+        spaces = resources.files("sibcl_ray.search_spaces")
+        own = spaces / f"{cls.name}.yaml"
+        return Path(str(own if own.is_file() else spaces / "default.yaml"))
 
     def describe(self) -> str:
         """One line for logs and summaries."""

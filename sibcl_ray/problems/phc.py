@@ -9,7 +9,7 @@ import numpy as np
 
 from sibcl_ray.errors import SibclError
 from sibcl_ray.physics import photonic
-from sibcl_ray.problems.base import ModelSpec, Problem
+from sibcl_ray.problems.base import ModelSpec, Problem, ProblemOption
 
 #: Bump when the solver's output for the same options changes, so stale datasets are not reused.
 LABEL_VERSION = 1
@@ -56,6 +56,8 @@ class PhotonicCrystalDOS(Problem):
 
     name: ClassVar[str] = "phc"
     input_range: ClassVar[tuple[float, float]] = (1.0, 20.0)
+
+    options = (ProblemOption("label", str, "dos (default) or bands (6 lowest bands at the 625 k-points)"),)
 
     def __init__(self, label: str = "dos", resolution: int = 32) -> None:
         if label not in _LABELS:

@@ -8,7 +8,7 @@ import numpy as np
 
 from sibcl_ray.errors import SibclError
 from sibcl_ray.physics import schrodinger
-from sibcl_ray.problems.base import ModelSpec, Problem
+from sibcl_ray.problems.base import ModelSpec, Problem, ProblemOption
 
 #: Bump when the solver's output for the same inputs changes, so stale datasets are not reused.
 LABEL_VERSION = 1
@@ -42,6 +42,15 @@ class GroundStateEnergy(Problem):
     finetune_loss = "mse"
     surrogate_loss = "mse"
     label_name = "E0"
+
+    options = (ProblemOption("dim", int, "spatial dimension, 2 or 3 (default 3)"),
+               ProblemOption("surrogate", str, "surrogate data, lowres or qho (default lowres)"))
+    #: A 3D input costs ~30× a 2D cell to convolve on a CPU, so the laptop presets pretrain on
+    #: fewer inputs (the labels are cheap, the epochs are not).
+    preset_overrides = {
+        "smoke": {"n_unlabeled": 100, "n_surrogate": 50},
+        "quick": {"n_unlabeled": 800, "n_surrogate": 400, "pretrain_epochs": 5, "finetune_epochs": 25, "grace_period": 7},
+    }
 
     def __init__(self, dim: int = 3, surrogate: str = "lowres", resolution: int = 32) -> None:
         if dim not in (2, 3):

@@ -18,7 +18,6 @@ the file, the key and what is allowed.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,10 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 
 
 def default_space_path(problem: str) -> Path:
-    """The packaged search space of a problem (works from any working directory)."""
-    return Path(str(resources.files("sibcl_ray.search_spaces") / f"{problem}.yaml"))
+    """The search space of a problem without ``--search-space`` (``Problem.search_space_path``)."""
+    from sibcl_ray.problems import problem_class
+
+    return problem_class(problem).search_space_path()
 
 
 def load_space(path: Path) -> dict[str, Any]:
