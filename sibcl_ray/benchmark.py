@@ -118,10 +118,13 @@ def run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from sibcl_ray.session import gpus_per_worker, start_ray
+    from sibcl_ray.session import gpus_per_worker, is_multi_node, start_ray
 
     start_ray(args.address, driver_slots=64)
     try:
+        multi_node = is_multi_node()  # runs write checkpoints under --output, tasks read --data-dir: both shared
+        storage.check_storage(str(output), "--output", multi_node)
+        storage.check_storage(str(args.data_dir.expanduser()), "--data-dir", multi_node)
         resources = ray.cluster_resources()
         gpus = gpus_per_worker(args.gpus_per_worker, resources)
         per_run = {"CPU": args.workers_per_run * args.cpus_per_worker, "GPU": args.workers_per_run * gpus}

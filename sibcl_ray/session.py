@@ -48,8 +48,8 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
         worker_env.update(local_worker_env())
     os.environ.update(worker_env)
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": worker_env}, "log_to_driver": False}
-    if address is None:
-        kwargs.update(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+    if address is None:  # "local": a new Ray even when a `ray start` cluster runs (or left its address file)
+        kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                       resources={"trial_driver": driver_slots} if driver_slots else None)
     else:
         kwargs["address"] = address
@@ -167,4 +167,55 @@ def gpus_per_worker(requested: float | None, resources: dict[str, float]) -> flo
 
 
 def is_multi_node() -> bool:
-    return len([n for n in ray.nodes() if n.get("Alive")]) > 1
+    """Whether this cluster's workers can run on another machine than this driver, so that
+    a local ``--storage``/``--data-dir`` would not reach them.
+
+    Decided from what the cluster can become, not only from what is alive: a cluster that
+    scales from zero (cluster.yaml) has only its head when a job starts. So: nodes on more
+    than one host now, or an autoscaler (the head's monitor, started with
+    ``--autoscaling-config``) whose provider launches machines and whose worker types may
+    have nodes. Not multi-host: a ``ray start`` cluster without an autoscaling config (its
+    monitor's provider is read-only), and Ray's fake provider, whose nodes are processes on
+    this machine and share its disk (``python -m sibcl_ray.cluster_sim``)."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if len({n["NodeManagerAddress"] for n in alive}) > 1:
+        return True
+    config = autoscaling_config()
+    if config is None or config.get("provider", {}).get("type") in ONE_HOST_PROVIDERS:
+        return False
+    types, head = config.get("available_node_types") or {}, config.get("head_node_type")
+    if types:
+        return any(int(spec.get("max_workers", 0)) > 0 for name, spec in types.items() if name != head)
+    return int(config.get("max_workers", 0)) > 0  # the legacy format: one worker type
+
+
+#: Autoscaler providers whose nodes never leave this machine.
+ONE_HOST_PROVIDERS = ("fake_multinode", "readonly")
+
+
+def autoscaling_config() -> dict[str, Any] | None:
+    """The autoscaling config of this cluster's autoscaler, read from the file named on its
+    monitor's command line (the head runs it; a job's driver runs on the head), or None when
+    no monitor of this cluster runs on this machine or it was started without one. Ray 2.60
+    keeps no copy of it in the GCS for the v1 autoscaler (``state.get_cluster_config()`` is None)."""
+    import psutil  # Ray vendors it
+
+    gcs = ray.get_runtime_context().gcs_address
+    port = gcs.rsplit(":", 1)[-1]
+    for proc in psutil.process_iter(["cmdline"]):
+        command = proc.info.get("cmdline") or []
+        if not any(part.endswith("_private/monitor.py") for part in command):
+            continue
+        address = next((part.split("=", 1)[1] for part in command if part.startswith("--gcs-address=")), "")
+        if address.rsplit(":", 1)[-1] != port:
+            continue
+        path = next((part.split("=", 1)[1] for part in command if part.startswith("--autoscaling-config=")), None)
+        if path is None:
+            return None
+        import yaml
+
+        try:
+            return yaml.safe_load(Path(path).expanduser().read_text()) or {}
+        except OSError:
+            return None
+    return None

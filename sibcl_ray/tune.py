@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
         gpus = gpus_per_worker(args.gpus_per_worker, resources)
         per_trial_cpus = args.workers_per_trial * args.cpus_per_worker
         per_trial_gpus = args.workers_per_trial * gpus
-        fits = int(resources.get("CPU", 1) // per_trial_cpus)
+        fits = int(resources.get("CPU", 0) // per_trial_cpus)  # a head with no CPUs has no "CPU" at all
         if per_trial_gpus:
             fits = min(fits, int(resources.get("GPU", 0) // per_trial_gpus))
         if fits < 1:

@@ -24,7 +24,7 @@ def ray_session() -> Iterator[None]:
     # Workers import functions defined in test modules (plain Tune trainables) from tests/.
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     path = os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
-    ray.init(num_cpus=2, resources={"trial_driver": 4}, include_dashboard=True, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, resources={"trial_driver": 4}, include_dashboard=True, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield
     ray.shutdown()

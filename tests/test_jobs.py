@@ -14,9 +14,12 @@ import math
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -26,6 +29,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from sibcl_ray.cluster_sim import MARKER_ENV, stop_marked
 from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
 from sibcl_ray.train.checkpoints import readable_state
 
@@ -64,8 +68,13 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
     gcs, dashboard = _free_port(), _free_port()
     address = f"http://127.0.0.1:{dashboard}"
     commands = [c.replace("http://127.0.0.1:8265", address) for c in commands]
-    commands[2] = commands[2].replace("ray start --head", f"ray start --head --port {gcs} --dashboard-port {dashboard}")
-    env = dict(os.environ, HOME=str(tmp_path), PWD=str(tmp_path), RAY_AUTH_MODE="token")  # a private ~/.ray
+    # free ports, and a temp dir of its own: `ray start` leaves its address there (ray_current_cluster);
+    # short, as Ray's socket paths must stay under 108 bytes
+    ray_temp = Path(tempfile.mkdtemp(prefix="sibcl-", dir="/tmp"))
+    commands[2] = commands[2].replace(
+        "ray start --head", f"ray start --head --port {gcs} --dashboard-port {dashboard} --temp-dir {ray_temp}")
+    marker = uuid.uuid4().hex  # every process of this test's cluster carries it: only those are stopped
+    env = dict(os.environ, HOME=str(tmp_path), PWD=str(tmp_path), RAY_AUTH_MODE="token", **{MARKER_ENV: marker})
     env.pop("RAY_ADDRESS", None)
     out = tmp_path / "sibcl_runs" / "job-smoke"
     sessions_before = _ray_sessions()
@@ -81,7 +90,11 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
                        tmp_path, timeout=120)
         assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
 
-        submitted = _run(commands[3], env, tmp_path, timeout=180)
+        for _ in range(30):  # right after `ray start` the head's job agent may not have registered yet
+            submitted = _run(commands[3], env, tmp_path, timeout=180)
+            if "No available agent to submit job" not in submitted.stderr:
+                break
+            time.sleep(2)
         assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr[-2000:]
         job = re.search(r"--submission-id (\S+)", commands[3]).group(1)
         deadline = time.monotonic() + 420
@@ -106,8 +119,9 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
 
         resumed = _run(commands[5], env, tmp_path, timeout=600)  # without --no-wait: follows the job to its end
         assert resumed.returncode == 0 and "succeeded" in resumed.stdout, resumed.stdout[-3000:] + resumed.stderr[-2000:]
-    finally:
-        _run(commands[6] + " --force", env, tmp_path, timeout=120)
+    finally:  # the block's last command, `ray stop`, would stop every Ray on the machine
+        stop_marked(marker)
+        shutil.rmtree(ray_temp, ignore_errors=True)
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["problem"] == "phc" and summary["preset"] == "smoke" and summary["n_trials"] == 3

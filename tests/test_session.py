@@ -7,8 +7,10 @@ import argparse
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -122,7 +124,14 @@ def http_status(port, headers):
     except Exception:
         return None
 
-probes = [{"process": name, "ip": ip, "port": port,
+def prometheus_page(port):
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read(20000).decode()
+    except Exception:
+        return False
+    return "# TYPE " in text and "# HELP " in text
+
+probes = [{"process": name, "ip": ip, "port": port, "prometheus": prometheus_page(port),
            "grpc_without": grpc_codes(port, None), "grpc_with": grpc_codes(port, (("authorization", bearer),)),
            "http_without": http_status(port, {}), "http_with": http_status(port, {"Authorization": bearer})}
           for name, ip, port in sorted(listeners())]
@@ -154,6 +163,62 @@ def test_a_local_ray_listens_on_loopback_only_and_every_port_wants_the_token(tmp
         http_ok = probe["http_without"] == 401 and probe["http_with"] not in (None, 401, 403)
         if not (grpc_ok or http_ok):
             unprotected.append(probe)
-    # Prometheus' read-only metrics page is the one port Ray serves without the token (on loopback)
-    assert [p["port"] for p in unprotected] == [report["metrics_port"]], unprotected
+    # what Ray serves without the token are its read-only Prometheus pages (node, dashboard and
+    # autoscaler metrics), on loopback like the rest
+    assert unprotected and all(p["prometheus"] for p in unprotected), unprotected
+    assert report["metrics_port"] in [p["port"] for p in unprotected]
     assert len(report["probes"]) >= 6  # GCS, raylet ×2, agent, runtime-env agent, dashboard, workers
+
+
+#: An on-premises autoscaling cluster (Ray's ``local`` provider) whose one worker type lives on
+#: another machine (192.0.2.77, a documentation address nothing answers): the case a local
+#: --data-dir must be refused in, while only the head is alive.
+_MULTI_HOST_CONFIG = {
+    "cluster_name": "sibcl-multi-host-check", "max_workers": 1, "idle_timeout_minutes": 5, "upscaling_speed": 1.0,
+    "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": ["192.0.2.77"]},
+    "auth": {"ssh_user": "nobody"},
+    "available_node_types": {"head": {"node_config": {}, "resources": {"CPU": 1}, "min_workers": 0, "max_workers": 0},
+                             "worker": {"node_config": {}, "resources": {"CPU": 1}, "min_workers": 0, "max_workers": 1}},
+    "head_node_type": "head",
+    **{key: [] for key in ("cluster_synced_files", "rsync_exclude", "rsync_filter", "initialization_commands",
+                           "setup_commands", "head_setup_commands", "worker_setup_commands", "head_start_ray_commands",
+                           "worker_start_ray_commands")},
+    "file_mounts": {}, "file_mounts_sync_continuously": False,
+}
+
+
+@pytest.mark.slow
+def test_an_autoscaler_that_can_add_other_machines_makes_local_paths_refused_before_any_work(tmp_path: Path) -> None:
+    """Issue #17: a cluster scaling from 0 has only its head when a job starts, so "multi-node"
+    is read from the autoscaler's config (a plain `ray start` cluster and the fake provider's
+    one-machine cluster are accepted: tests/test_jobs.py, tests/test_cluster_sim.py)."""
+    import uuid
+
+    import yaml
+
+    from sibcl_ray.cluster_sim import MARKER_ENV, free_port, stop_marked
+
+    config = tmp_path / "autoscaling.yaml"
+    config.write_text(yaml.safe_dump(_MULTI_HOST_CONFIG))
+    marker, port = uuid.uuid4().hex, free_port()
+    ray_temp = Path(tempfile.mkdtemp(prefix="sibcl-", dir="/tmp"))  # Ray's socket paths must stay < 108 bytes
+    env = dict(os.environ, HOME=str(tmp_path), RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+               **{MARKER_ENV: marker})
+    env.pop("RAY_ADDRESS", None)
+    try:
+        started = subprocess.run(["ray", "start", "--head", "--port", str(port), "--dashboard-port", str(free_port()),
+                                  "--num-cpus", "1", "--temp-dir", str(ray_temp), "--disable-usage-stats",
+                                  f"--autoscaling-config={config}"], env=env, capture_output=True, text=True, timeout=180)
+        assert started.returncode == 0, started.stderr[-2000:]
+        run = subprocess.run([sys.executable, "-m", "sibcl_ray.tune", "--problem", "phc", "--preset", "smoke",
+                              "--address", f"127.0.0.1:{port}", "--output", str(tmp_path / "out"),
+                              "--data-dir", str(tmp_path / "data")], env=env, capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)
+    finally:
+        stop_marked(marker)
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and errors == [
+        "error: --storage is required on a multi-node cluster: give a cloud URI (s3://…, gs://…) or a path on a "
+        "shared file system (NFS, Lustre, …)"], run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and not (tmp_path / "data").exists()  # refused before any work
