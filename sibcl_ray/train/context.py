@@ -103,7 +103,15 @@ class TuneTrial(_InProcess):
     restored trial resumes from its latest) and reports."""
 
     def latest_checkpoint(self) -> Any | None:
-        return tune.get_checkpoint()
+        """Tune's checkpoint of this trial or, when a restored trial is handed none, its latest
+        readable checkpoint folder: a search stopped between a trial's report and Tune's saving
+        of the experiment state restores that trial without a checkpoint, and it would start over."""
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            return checkpoint
+        folders = [f for f in storage.list_dirs(tune.get_context().get_trial_dir(), "checkpoint_")
+                   if readable_state(f) is not None]
+        return folders[-1] if folders else None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
