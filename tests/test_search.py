@@ -76,8 +76,21 @@ def test_tpe_asha_search_is_seeded_stops_bad_trials_and_writes_outputs(tmp_path:
     assert all(within(settings.space, c) for c in configs)
     epochs = [r.metrics["epochs_done"] for r in results]
     assert max(epochs) == 8 and min(epochs) < 8  # ASHA stopped at least one trial early
-    best = best_finetuned(results)
-    assert best.metrics["val_error"] == min(r.metrics["val_error"] for r in results if r.metrics["phase"] == "finetune")
+    best = best_finetuned(results, settings.space)
+    finetuned = [r for r in results if r.metrics["phase"] == "finetune"]
+    assert best.metrics["val_error"] == min(r.metrics["val_error"] for r in finetuned)
+    # the reference settings are kept unless beaten by more than the trials' seed spread
+    reference = next(r for r in finetuned if r.config == {**r.config, **reference_point(settings.space)[0]})
+    challenger = min((r for r in finetuned if r is not reference), key=lambda r: r.metrics["val_error"])
+    saved = {id(r): dict(r.metrics) for r in finetuned}
+    reference.metrics["val_error"] = challenger.metrics["val_error"] + 0.001  # the challenger wins by 0.001
+    for spread, kept in ((0.002, reference), (0.0005, challenger)):
+        for r in finetuned:
+            r.metrics["val_error_seed_spread"] = spread
+        assert best_finetuned(results, settings.space) is kept, spread
+    for r in finetuned:
+        r.metrics.clear()
+        r.metrics.update(saved[id(r)])
 
     import json
 
