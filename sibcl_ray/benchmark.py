@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SibclError
-from sibcl_ray.presets import PRESETS, get_preset
+from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.search.space import check_batches_split, read_search_file
 from sibcl_ray.train.methods import METHODS, get_method
 
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)} (default all)")
     parser.add_argument("--nsam", help="comma-separated label budgets (default: the preset's, e.g. 50,100,200 for quick)")
     parser.add_argument("--seeds", type=int, help="fine-tuning seeds per budget (default: the preset's)")
-    parser.add_argument("--preset", default="quick", help=f"run size, one of: {', '.join(PRESETS)} (default quick)")
+    parser.add_argument("--preset", default="quick", help=f"run size: one of {', '.join(PRESETS)} (default quick), or a YAML file of preset fields "
+                             "(e.g. a run's run_config.yaml; README 'Run sizes')")
     parser.add_argument("--config", type=Path, help="hyperparameters as YAML constants, e.g. a search's best_config.yaml "
                                                     "(default: the reference values)")
     parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/benchmark-<problem>-<preset>)")
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, where in (("--output", output), ("--data-dir", args.data_dir)):
         storage.check_location(where, flag)
     (output / "cells").mkdir(parents=True, exist_ok=True)
+    write_run_config(replace(preset, bench_nsam=tuple(nsams), bench_seeds=seeds), output / "run_config.yaml")
     cells = [Cell(m, n, args.seed + s) for m in methods for n in nsams for s in range(seeds)]
 
     import ray

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate inputs and labels as Parquet shards with Ray remote tasks (resumable).",
     )
     add_problem_arguments(parser)
-    parser.add_argument("--preset", default="quick", help=f"sizes of the splits, one of: {', '.join(PRESETS)} (default quick)")
+    parser.add_argument("--preset", default="quick", help=f"sizes of the splits: one of {', '.join(PRESETS)} (default quick), or a YAML file of "
+                             "preset fields")
     parser.add_argument("--splits", default=",".join(SPLITS),
                         help=f"comma-separated splits to make (default all: {','.join(SPLITS)})")
     parser.add_argument("--count", action="append", default=[], metavar="SPLIT=N",

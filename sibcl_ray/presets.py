@@ -19,8 +19,12 @@ noisy, optimistic estimate of its test error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from sibcl_ray.errors import SibclError
 
@@ -97,20 +101,93 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: str, problem: str | None = None, **overrides: Any) -> Preset:
-    """The preset called ``name`` for ``problem``, with ``overrides`` applied (e.g. ``nsam=200``)."""
-    if name not in PRESETS:
-        raise SibclError(f"unknown preset {name!r}: allowed values are {', '.join(PRESETS)}")
-    if problem is not None:  # the problem's own departures (e.g. fewer 3D inputs on a laptop)
-        from sibcl_ray.problems import problem_class
+#: A preset file: ``base`` (a built-in preset the keys left out come from, default quick), an
+#: optional ``name`` (used in output and experiment names; default: the file's stem) and any
+#: field of :class:`Preset`.
+FILE_SUFFIXES = (".yaml", ".yml")
+#: Fields that may be 0 (every other count must be at least 1) and the two that may be null.
+_MAY_BE_ZERO = {"pretrain_epochs"}
+_MAY_BE_NULL = {"pretrain_steps", "surrogate_steps"}
 
-        preset = replace(PRESETS[name], **problem_class(problem).preset_overrides.get(name, {}))
+
+def get_preset(name: str, problem: str | None = None, **overrides: Any) -> Preset:
+    """The preset called ``name`` (a built-in, or a YAML file: ``--preset sizes.yaml``) for
+    ``problem``, with ``overrides`` applied (e.g. ``nsam=200``)."""
+    if str(name).endswith(FILE_SUFFIXES):
+        preset = load_preset_file(Path(name), problem)
     else:
-        preset = PRESETS[name]
+        preset = _built_in(name, problem)
     preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     if not 1 <= preset.nsam <= preset.n_train_pool:
         raise SibclError(
-            f"--nsam {preset.nsam} is out of range: preset {name!r} has a labelled pool of "
+            f"--nsam {preset.nsam} is out of range: preset {preset.name!r} has a labelled pool of "
             f"1..{preset.n_train_pool} samples"
         )
     return preset
+
+
+def _built_in(name: str, problem: str | None) -> Preset:
+    if name not in PRESETS:
+        raise SibclError(f"unknown preset {name!r}: allowed values are {', '.join(PRESETS)}, or a .yaml file")
+    if problem is None:
+        return PRESETS[name]
+    from sibcl_ray.problems import problem_class  # the problem's own departures (e.g. fewer 3D inputs)
+
+    return replace(PRESETS[name], **problem_class(problem).preset_overrides.get(name, {}))
+
+
+def load_preset_file(path: Path, problem: str | None = None) -> Preset:
+    """A preset from a YAML file (see ``FILE_SUFFIXES``' comment), every value checked: what is
+    wrong is refused in one line naming the key and what is allowed, before anything runs."""
+    where = f"--preset {path}"
+    if not path.is_file():
+        raise SibclError(f"{where}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise SibclError(f"{where}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise SibclError(f"{where}: must be a mapping of preset fields, e.g. 'base: quick' and 'n_unlabeled: 5000'")
+    kinds = {f.name: f.type for f in fields(Preset) if f.name != "name"}
+    unknown = sorted((str(k) for k in raw if k not in kinds and k not in ("base", "name")))
+    if unknown:
+        raise SibclError(f"{where}: unknown key {unknown[0]!r}; allowed: base, name, {', '.join(kinds)}")
+    base = raw.get("base", "quick")
+    if not isinstance(base, str) or base not in PRESETS:
+        raise SibclError(f"{where}: base {base!r} is not a preset; allowed: {', '.join(PRESETS)}")
+    name = str(raw.get("name", path.stem))
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise SibclError(f"{where}: name {name!r} may hold letters, digits, '.', '_' and '-' only")
+    values = {key: _checked(where, key, value) for key, value in raw.items() if key in kinds}
+    return replace(_built_in(base, problem), name=name, **values)
+
+
+def _checked(where: str, key: str, value: Any) -> Any:
+    """One preset field's value, or a one-line error saying what the field allows."""
+    if key == "model_size":
+        if value not in ("small", "reference"):
+            raise SibclError(f"{where}: model_size {value!r} is not allowed; allowed: small, reference")
+        return value
+    if key == "bench_nsam":
+        if not (isinstance(value, list) and value and all(_is_count(v, 1) for v in value)):
+            raise SibclError(f"{where}: bench_nsam {value!r} must be a non-empty list of integers ≥ 1")
+        return tuple(int(v) for v in value)
+    if value is None and key in _MAY_BE_NULL:
+        return None
+    low = 2 if key == "reduction_factor" else 0 if key in _MAY_BE_ZERO else 1
+    if not _is_count(value, low):
+        raise SibclError(f"{where}: {key} {value!r} must be an integer ≥ {low}"
+                         + (" or null" if key in _MAY_BE_NULL else ""))
+    return int(value)
+
+
+def _is_count(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def write_run_config(preset: Preset, path: Path) -> None:
+    """Write the resolved sizes of a run as a preset file: ``--preset PATH`` repeats them exactly."""
+    values = asdict(preset)
+    values["bench_nsam"] = list(values["bench_nsam"])
+    text = yaml.safe_dump({"name": values.pop("name"), **values}, sort_keys=False)
+    path.write_text(f"# The run sizes of this run, resolved: --preset {path.name} repeats them.\n{text}")

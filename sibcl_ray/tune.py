@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SearchInterrupted, SibclError
-from sibcl_ray.presets import PRESETS, get_preset
+from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
 from sibcl_ray.search.trackers import check_trackers
 
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "stored in <output>/optuna.journal (optuna-dashboard <output>/optuna.journal).",
     )
     add_problem_arguments(parser)
-    parser.add_argument("--preset", default="quick", help=f"run size, one of: {', '.join(PRESETS)} (default quick)")
+    parser.add_argument("--preset", default="quick", help=f"run size: one of {', '.join(PRESETS)} (default quick), or a YAML file of preset fields "
+                             "(e.g. a run's run_config.yaml; README 'Run sizes')")
     parser.add_argument("--nsam", type=int, help="labelled target samples for fine-tuning (default: the preset's)")
     parser.add_argument("--num-samples", type=int, help="number of trials (default: the preset's)")
     parser.add_argument("--finetune-seeds", type=int,
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> dict:
         if where is not None:
             storage.check_location(where, flag)
     output.mkdir(parents=True, exist_ok=True)
+    write_run_config(replace(preset, num_samples=num_samples), output / "run_config.yaml")  # --preset repeats it
     if args.resume:
         from sibcl_ray.search.run import latest_experiment
 

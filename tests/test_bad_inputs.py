@@ -15,6 +15,7 @@ import pytest
 SPACE_UNKNOWN = "temprature: 0.1\n"
 SPACE_LOW_HIGH = "temperature: {type: uniform, low: 1.0, high: 0.1}\n"
 CONFIG_DISTRIBUTION = "temperature: {type: uniform, low: 0.1, high: 0.2}\n"
+PRESET_UNKNOWN = "base: smoke\nn_unlabeld: 300\n"
 SPACE_BAD_START = "temperature: {type: loguniform, low: 0.03, high: 1.0}\nstart:\n  - {temperature: 5.0}\n"
 
 # (command module, arguments, expected start of the error line). {tmp} is a scratch folder,
@@ -35,6 +36,8 @@ CATALOGUE = [
     ("tune", ["--problem", "tise", "--surrogate", "dft"], "error: --surrogate 'dft' is unknown: allowed values are lowres, qho"),
     ("tune", ["--problem", "phc", "--label", "gaps"], "error: --label 'gaps' is unknown: allowed values are dos, bands"),
     ("tune", ["--problem", "phc", "--search-space", "/nonexistent.yaml"], "error: search space /nonexistent.yaml: no such file"),
+    ("tune", ["--problem", "phc", "--preset", "{tmp}/sizes.yaml"], "error: --preset {tmp}/sizes.yaml: no such file"),
+    ("benchmark", ["--problem", "phc", "--preset", "{preset_unknown}"], "error: --preset {preset_unknown}: unknown key 'n_unlabeld'; allowed: base, name, n_unlabeled"),
     ("tune", ["--problem", "phc", "--search-space", "{space_unknown}"], "error: search space {space_unknown}: key 'temprature': unknown parameter"),
     ("tune", ["--problem", "phc", "--search-space", "{space_low_high}"], "error: search space {space_low_high}: key 'temperature': low 1.0 must be below high 0.1"),
     ("tune", ["--problem", "phc", "--search-space", "{space_bad_start}"], "error: search space {space_bad_start}: start entry 1: key 'temperature': value 5.0 is not inside loguniform [0.03, 1.0]"),
@@ -64,12 +67,13 @@ CATALOGUE = [
 def test_bad_input_gets_one_line(tmp_path: Path, module: str, args: list[str], expected: str) -> None:
     names = {"tmp": str(tmp_path), "file": str(tmp_path / "a_file"), "space_unknown": str(tmp_path / "unknown.yaml"),
              "space_low_high": str(tmp_path / "low_high.yaml"), "config_dist": str(tmp_path / "config.yaml"),
-             "space_bad_start": str(tmp_path / "bad_start.yaml")}
+             "space_bad_start": str(tmp_path / "bad_start.yaml"), "preset_unknown": str(tmp_path / "unknown_preset.yaml")}
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "unknown.yaml").write_text(SPACE_UNKNOWN)
     (tmp_path / "low_high.yaml").write_text(SPACE_LOW_HIGH)
     (tmp_path / "config.yaml").write_text(CONFIG_DISTRIBUTION)
     (tmp_path / "bad_start.yaml").write_text(SPACE_BAD_START)
+    (tmp_path / "unknown_preset.yaml").write_text(PRESET_UNKNOWN)
     args = [a.format(**names) for a in args]
     if module != "generate" and "--output" not in args:
         args += ["--output", str(tmp_path / "out")]

@@ -9,10 +9,12 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from sibcl_ray.presets import get_preset
 from sibcl_ray.problems import ENTRY_POINT_GROUP, available_problems
 
 
@@ -35,6 +37,8 @@ def test_a_plugin_problem_runs_a_search_and_a_benchmark_with_its_own_options(tmp
     summary = json.loads((tmp_path / "search" / "summary.json").read_text())
     assert summary["problem"] == "composite" and summary["problem_options"] == {"label": "sigma_eff"}
     assert summary["n_trials_completed"] == 1 and math.isfinite(summary["test_error"])
+    repeat = get_preset(str(tmp_path / "search" / "run_config.yaml"), problem="composite")  # what the run resolved
+    assert repeat == replace(get_preset("smoke", problem="composite"), num_samples=1)
     model = json.loads((tmp_path / "search" / "model" / "model.json").read_text())
     assert model["problem"] == "composite" and model["problem_options"] == {"label": "sigma_eff"}
 
@@ -43,6 +47,8 @@ def test_a_plugin_problem_runs_a_search_and_a_benchmark_with_its_own_options(tmp
                  cwd=tmp_path)
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    repeat = get_preset(str(tmp_path / "bench" / "run_config.yaml"), problem="composite")
+    assert (repeat.name, repeat.bench_nsam, repeat.bench_seeds) == ("smoke", (25,), 1)
     assert {m: math.isfinite(results["aggregate"][m]["25"]["mean"]) for m in ("sibcl", "sl")} == {"sibcl": True, "sl": True}
 
     # the plugin's options are its own: another problem refuses them in one line, before Ray
