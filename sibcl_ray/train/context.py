@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow.fs
 import ray
 import ray.train
 import ray.train.torch
@@ -109,9 +110,18 @@ class TuneTrial(_InProcess):
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             return checkpoint
-        folders = [f for f in storage.list_dirs(tune.get_context().get_trial_dir(), "checkpoint_")
-                   if readable_state(f) is not None]
-        return folders[-1] if folders else None
+        from ray.train._internal.session import get_session  # the trial's storage: no public accessor in 2.60
+
+        where = get_session().storage  # get_trial_dir() is the local working dir, not where checkpoints go
+        fs = where.storage_filesystem
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(where.trial_fs_path, allow_not_found=True))
+        folders = sorted(i.path for i in infos if i.type == pyarrow.fs.FileType.Directory
+                         and i.base_name.startswith("checkpoint_"))
+        for folder in reversed(folders):  # the newest one whose copy was not cut short
+            candidate = tune.Checkpoint(path=folder, filesystem=fs)
+            if readable_state(candidate) is not None:
+                return candidate
+        return None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
