@@ -2,7 +2,7 @@
 
 A preset fixes data sizes, epochs, model size and the trial budget; the searched knobs
 (temperature, augmentation strength, mixing ratio, learning rates, batch size) come from
-the search space. ``quick`` takes about 5 minutes on two CPU cores for phc, label
+the search space. ``quick`` takes about 4 minutes on two CPU cores for phc, label
 generation included (BENCHMARKS.md, "The main job"), and ``smoke`` under one.
 
 A pretraining epoch is a fixed number of optimizer steps (``pretrain_steps`` contrastive
