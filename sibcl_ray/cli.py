@@ -34,6 +34,7 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
     A flag that belongs to another problem gets one line naming the problems it applies to,
     rather than argparse's "unrecognized arguments"."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    options = ()
     if getattr(parser, _PROBLEM_PARSER, False):
         first = argparse.ArgumentParser(add_help=False)
         first.add_argument("--problem")
@@ -44,9 +45,8 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
             for option in options:
                 group.add_argument(option.flag, dest=option.name, type=option.kind, help=option.help)
             _refuse_other_problems_flags(argv, name, {o.flag for o in options})
-    args = parser.parse_args(argv)
-    if getattr(parser, _PROBLEM_PARSER, False):
-        args.problem_option_names = [o.name for o in problem_class(args.problem).options]
+    args = parser.parse_args(argv)  # a missing --problem ends here, in argparse's own words
+    args.problem_option_names = [o.name for o in options]
     return args
 
 
