@@ -268,17 +268,8 @@ def read_state(state_dir: Path) -> SimCluster | None:
 
 def cluster_processes(sim_id: str) -> list[int]:
     """Pids of this user's processes whose environment carries the simulation's marker."""
-    marker = f"{MARKER_ENV}={sim_id}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:  # gone, or another user's
-            continue
-    return pids
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and int(entry.name) != os.getpid() and _is_alive(int(entry.name), sim_id)]
 
 
 def _process_name(pid: int) -> str:

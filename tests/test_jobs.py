@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from sibcl_ray.cluster_sim import MARKER_ENV, stop_marked
+from sibcl_ray.cluster_sim import MARKER_ENV, free_port, stop_marked
 from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
 from sibcl_ray.train.checkpoints import readable_state
 
@@ -48,12 +47,6 @@ def readme_job_commands() -> list[str]:
             re.split(r"(?<!\\)\n", block.strip()) if command.strip()]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run(command: str, env: dict[str, str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
                           executable="/bin/bash")
@@ -65,7 +58,7 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
     assert [c.split()[:3] for c in commands] == [
         ["ray", "get-auth-token", "--generate"], ["export", "RAY_AUTH_MODE=token"], ["ray", "start", "--head"],
         ["ray", "job", "submit"], ["ray", "job", "stop"], ["ray", "job", "submit"], ["ray", "stop"]]
-    gcs, dashboard = _free_port(), _free_port()
+    gcs, dashboard = free_port(), free_port()
     address = f"http://127.0.0.1:{dashboard}"
     commands = [c.replace("http://127.0.0.1:8265", address) for c in commands]
     # free ports, and a temp dir of its own: `ray start` leaves its address there (ray_current_cluster);
