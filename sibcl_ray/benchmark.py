@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
+from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.search.space import check_batches_split, read_search_file
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(default: the reference values)")
     parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/benchmark-<problem>-<preset>)")
     add_data_arguments(parser)
+    add_dataset_argument(parser)
     parser.add_argument("--max-concurrent", type=int, help="Train runs at once (default: as many as the CPUs/GPUs allow)")
     parser.add_argument("--workers-per-run", type=int, default=1,
                         help="DDP workers per Train run (default 1); batch sizes are global and split evenly across them")
@@ -106,6 +107,17 @@ def run(args: argparse.Namespace) -> int:
     if seeds < 1:
         raise SibclError(f"--seeds {seeds} must be at least 1")
     hparams = load_hparams(args.config)
+    dataset = None
+    if args.dataset is not None:
+        from sibcl_ray.data.imported import dataset_for_run
+        from sibcl_ray.problems import get_problem
+
+        needed: dict[str, list[str]] = {s: ["every method"] for s in ("train", "val", "test")}
+        for m in (m for m in methods if get_method(m).pretrains):  # the pretraining splits, by who needs them
+            for split in (s for s in get_method(m).needs() if s not in ("train", "val")):
+                needed.setdefault(split, []).append(m)
+        dataset, preset = dataset_for_run(args.data_dir, args.dataset, get_problem(args.problem, **options), preset,
+                                          needed, nsams)
     if args.workers_per_run < 1:
         raise SibclError(f"--workers-per-run {args.workers_per_run} must be at least 1")
     check_batches_split(hparams, args.workers_per_run, "--workers-per-run")
@@ -138,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             problem=args.problem, problem_options=options, preset=preset, cells=cells, hparams=hparams,
             output=output, data_root=args.data_dir.expanduser(), seed=args.seed, max_concurrent=concurrent,
             workers=args.workers_per_run, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=gpus,
-            export=args.export,
+            export=args.export, dataset=dataset,
         )
     finally:
         ray.shutdown()

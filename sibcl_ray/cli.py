@@ -76,6 +76,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray address to join ('auto' on a cluster); default: start a local Ray")
 
 
+def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="use the imported dataset <data-dir>/NAME (python -m sibcl_ray.import): each split it "
+                             "holds is used whole, in place of the preset's size; the splits it lacks are generated")
+
+
 def problem_options(args: argparse.Namespace) -> dict[str, Any]:
     """The problem's options from its flags, checked by building the problem once."""
     options = {name: getattr(args, name) for name in args.problem_option_names if getattr(args, name) is not None}

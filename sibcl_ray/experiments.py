@@ -19,7 +19,8 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from sibcl_ray.data.generate import generate
+from sibcl_ray.data.generate import prepare
+from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.report import write_report
@@ -102,7 +103,7 @@ def export_cell(record: dict[str, Any], folder: Path, problem: str, problem_opti
 def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Preset, cells: list[Any],
                   hparams: dict[str, Any], output: Path, data_root: Path, seed: int, max_concurrent: int,
                   workers: int, cpus_per_worker: float, gpus_per_worker: float,
-                  export: bool = False) -> dict[str, Any]:
+                  export: bool = False, dataset: ImportedDataset | None = None) -> dict[str, Any]:
     """Run (or finish) every cell and write results.json, results.md and the plot; with
     ``export`` also every cell's model folder in ``<output>/models/<cell>``."""
     start = time.perf_counter()
@@ -111,11 +112,11 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     sizes = preset.split_counts()
     needed = {"val", "test"} | {s for m in pretraining for s in get_method(m).needs()}
     counts = {s: n for s, n in sizes.items() if s in needed} | {"train": max(c.nsam for c in cells)}
-    data = generate(problem, problem_options, counts, data_root, seed, preset.shard_size)
+    data = prepare(problem, problem_options, counts, data_root, seed, preset.shard_size, dataset)
     base = RunSpec(
         problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,
         pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts["train"],
-        seed=seed, splits={s: ([str(p) for p in ps], counts[s]) for s, ps in data.paths.items()},
+        seed=seed, splits={s: ([str(p) for p in ps], data.counts[s]) for s, ps in data.paths.items()},
         storage_path=str(output / "train"), experiment="benchmark", pretrain_steps=preset.contrastive_steps(),
         surrogate_steps=preset.surrogate_supervised_steps(), num_workers=workers,
         cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, fixed_hparams=hparams,

@@ -18,7 +18,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from sibcl_ray.cli import add_data_arguments, add_problem_arguments, problem_options, run_main
+from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "noisier than the differences a search ranks on)")
     parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/<problem>-<preset>)")
     add_data_arguments(parser)
+    add_dataset_argument(parser)
     parser.add_argument("--storage", help="where Tune and Train keep trials and checkpoints: a folder or a URI "
                                           "(s3://…, gs://…); required on a multi-node cluster (default <output>)")
     parser.add_argument("--resume", action="store_true",
@@ -95,6 +96,15 @@ def run(args: argparse.Namespace) -> dict:
     options = problem_options(args)
     preset = get_preset(args.preset, problem=args.problem, nsam=args.nsam, finetune_seeds=args.finetune_seeds)
     space, start = read_search_file(args.search_space or default_space_path(args.problem))
+    dataset = None
+    if args.dataset is not None:
+        from sibcl_ray.data.imported import dataset_for_run
+        from sibcl_ray.problems import get_problem
+        from sibcl_ray.train.methods import get_method
+
+        needed = {s: ["the search"] for s in (*get_method("sibcl").needs(), "test")}
+        dataset, preset = dataset_for_run(args.data_dir, args.dataset, get_problem(args.problem, **options), preset,
+                                          needed, (preset.nsam,))
     num_samples = args.num_samples if args.num_samples is not None else preset.num_samples
     for flag, value, low in (("--num-samples", num_samples, 1), ("--workers-per-trial", args.workers_per_trial, 1),
                              ("--finetune-seeds", preset.finetune_seeds, 1),
@@ -150,7 +160,7 @@ def run(args: argparse.Namespace) -> dict:
             max_concurrent=max(1, min(args.max_concurrent or fits, num_samples)),
             workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=gpus, search=args.search, start=tuple(start), rung_metric=args.rung_metric,
-            trackers=trackers,
+            trackers=trackers, dataset=dataset,
         )
         return run_search(settings, resume=args.resume)
     finally:

@@ -28,6 +28,7 @@ import ray
 from tqdm import tqdm
 
 from sibcl_ray.data import shards
+from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import ShardError, SibclError
 from sibcl_ray.monitoring import record_labels
 from sibcl_ray.problems import get_problem
@@ -42,6 +43,8 @@ class GenerationReport:
     counts: dict[str, int] = field(default_factory=dict)
     samples_computed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: The imported dataset (``--dataset``) that the splits not generated in ``root`` come from.
+    imported: Path | None = None
 
     @property
     def samples_per_second(self) -> float:
@@ -182,3 +185,18 @@ def _run(todo: list[tuple[str, int]], problem_name: str, problem_options: dict[s
         record_labels(problem_name, name, entry["rows"], time.perf_counter() - start)
         bar.update(entry["rows"])
     bar.close()
+
+
+def prepare(problem_name: str, problem_options: dict[str, Any], counts: dict[str, int], root: Path, seed: int,
+            shard_size: int, dataset: ImportedDataset | None = None) -> GenerationReport:
+    """The splits a run reads: an imported dataset's own splits (whole, ``data.imported``) and
+    the rest generated (or reused) as ``generate`` does. ``counts`` should already carry the
+    imported sizes (``imported.sized_preset``)."""
+    own = {} if dataset is None else {s: dataset.splits[s] for s in counts if s in dataset.splits}
+    rest = {s: n for s, n in counts.items() if s not in own}
+    report = generate(problem_name, problem_options, rest, root, seed, shard_size) if rest else GenerationReport(root=root)
+    if dataset is not None:
+        report.imported = dataset.folder
+    for split, (paths, count) in own.items():
+        report.paths[split], report.counts[split] = list(paths), count
+    return report

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sibcl_ray.errors import SibclError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -117,6 +119,16 @@ class Problem(ABC):
 
     #: What a label is called in files and plots (an output column, an axis title).
     label_name: ClassVar[str] = "y"
+    #: Whether the generators above make real data. A problem whose data only comes from its
+    #: users' files (``python -m sibcl_ray.import``) sets False and raises in them; a run then
+    #: refuses, in one line, a split its imported dataset lacks instead of generating it.
+    generates: ClassVar[bool] = True
+
+    def read_foreign_file(self, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """(inputs, labels or None) from a file layout this problem knows besides ``.npy``,
+        ``.npz`` and Parquet (phc: the reference code's HDF5), for ``python -m sibcl_ray.import``."""
+        raise SibclError(f"{path}: {path.suffix or 'a file without suffix'} is not a format --problem {self.name} "
+                         "reads: give .npy, .npz (arrays x, y) or .parquet (columns x, y)")
 
     def label_axis(self) -> tuple[str, np.ndarray] | None:
         """The physical axis a vector label is sampled on, as (name, values) — e.g. the DOS's

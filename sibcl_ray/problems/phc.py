@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from sibcl_ray.errors import SibclError
 from sibcl_ray.physics import photonic
 from sibcl_ray.problems.base import ModelSpec, Problem, ProblemOption
+from sibcl_ray.problems.phc_reference import SUFFIXES as REFERENCE_SUFFIXES, read_reference_dos_file
 
 #: Bump when the solver's output for the same options changes, so stale datasets are not reused.
 LABEL_VERSION = 1
@@ -118,6 +120,13 @@ class PhotonicCrystalDOS(Problem):
         if self.label == "bands":
             return [f"band{b}_k{k}" for b in range(6) for k in range(len(photonic.KGRID))]  # bands_label(...).ravel()
         return super().label_columns()
+
+    def read_foreign_file(self, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """The SIB-CL reference's HDF5 (``problems.phc_reference``): images and, for the DOS label, labels."""
+        if path.suffix.lower() not in REFERENCE_SUFFIXES:
+            return super().read_foreign_file(path)
+        x, y = read_reference_dos_file(path)
+        return (x, y) if self.label == "dos" else (x, None)  # its labels are DOS: bands come from --labels
 
     def label_offset(self) -> np.ndarray:
         if self.label == "bands":

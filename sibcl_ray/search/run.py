@@ -35,7 +35,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from sibcl_ray import storage
-from sibcl_ray.data.generate import GenerationReport, generate
+from sibcl_ray.data.generate import GenerationReport, prepare
+from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.pictures import write_model_pictures
@@ -83,12 +84,16 @@ class SearchSettings:
     rung_metric: str = "knn_val_error"
     #: Experiment trackers beside TensorBoard (``search.trackers``): not part of the search's identity.
     trackers: tuple[str, ...] = ()
+    #: An imported dataset (``--dataset``) whose splits replace the generated ones; the preset
+    #: already carries their sizes.
+    dataset: ImportedDataset | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed search to be the same search."""
         return {"problem": self.problem, "problem_options": self.problem_options, "preset": asdict(self.preset),
                 "space": self.space, "seed": self.seed, "num_samples": self.num_samples, "method": self.method,
-                "search": self.search, "start": list(self.start), "rung_metric": self.rung_metric}
+                "search": self.search, "start": list(self.start), "rung_metric": self.rung_metric,
+                **({"dataset": str(self.dataset.folder)} if self.dataset is not None else {})}
 
 
 class _TrialStatuses(tune.Callback):
@@ -231,6 +236,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "n_trials": len(results), "n_trials_completed": sum(r["outcome"] == "completed" for r in rows),
         "n_trials_error": results.num_errors, "wall_s": round(time.perf_counter() - start, 1),
         "experiment": storage.join(tune_root, experiment), "best_checkpoint": checkpoint, "data": str(data.root),
+        **({"imported_dataset": str(data.imported)} if data.imported is not None else {}),
         "labels_computed": sum(data.samples_computed.values()), "problem_options": settings.problem_options,
         "study": {"name": experiment, "journal": str(settings.output / JOURNAL_FILE)},
         "best_is_reference": _is_reference(best.config, settings.space), "model": str(model_dir),
@@ -264,8 +270,12 @@ def _prepare_data(settings: SearchSettings) -> GenerationReport:
     counts = preset.split_counts()
     needed = get_method(settings.method).needs()
     counts = {s: n for s, n in counts.items() if s in needed or s == "test"}
-    data = generate(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed, preset.shard_size)
+    data = prepare(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed,
+                   preset.shard_size, settings.dataset)
     computed = sum(data.samples_computed.values())
+    if data.imported is not None:
+        own = [s for s in counts if data.paths[s] and str(data.paths[s][0]).startswith(str(data.imported))]
+        print(f"data: {', '.join(f'{s} {data.counts[s]}' for s in own)} imported from {data.imported}", flush=True)
     print(f"data: {data.root} ({computed} samples computed in {data.seconds:.1f} s"
           + (f", {data.samples_per_second:.1f} samples/s)" if computed else ", all reused)"), flush=True)
     return data
