@@ -43,7 +43,7 @@ REFERENCE_PLANE_WAVES = 21
 N_BANDS = 10
 MPB_PYTHON = "/usr/bin/python3"
 MPB_TOLERANCE = 1e-5
-"""Label-quality MPB (SIBCL.md: 9e-6 from tolerance 1e-7), on the 313 irreducible k-points."""
+"""Label-quality MPB (docs/method.md: 9e-6 from tolerance 1e-7), on the 313 irreducible k-points."""
 MPB_REFERENCE_SETUP = {"tolerance": 1e-7, "cells": 2}
 """MPB as the SIB-CL reference ran it: default tolerance, all 625 k-points (timed on 2 cells)."""
 

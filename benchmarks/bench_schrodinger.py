@@ -4,7 +4,7 @@ Same potentials, same run: the reference `eigsh(H, k=2, which='SA')` (ARPACK,
 tol=0) and `ground_state_energy` (preconditioned LOBPCG) per sample, plus the
 batched `ground_state_energies`, the `lowres` surrogate, the oscillator
 surrogate and the input generator.  Single-threaded BLAS/FFT (set before NumPy
-is imported) so numbers compare with SIBCL.md's one-core measurements.
+is imported) so numbers compare with docs/method.md's one-core measurements.
 
     python benchmarks/bench_schrodinger.py --n-samples 10 --dim 2 3
 """

@@ -31,6 +31,7 @@ from typing import Any
 import ray
 
 from sibcl_ray.errors import SibclError
+from sibcl_ray.resources import DRIVER_RESOURCE
 
 #: Set in the workers' environment by a local Ray: every worker shares this host (``train.process_group``).
 LOOPBACK_ENV = "SIBCL_LOCAL_RAY"
@@ -50,7 +51,7 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": worker_env}, "log_to_driver": False}
     if address is None:  # "local": a new Ray even when a `ray start` cluster runs (or left its address file)
         kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                      resources={"trial_driver": driver_slots} if driver_slots else None)
+                      resources={DRIVER_RESOURCE: driver_slots} if driver_slots else None)
     else:
         kwargs["address"] = address
     try:
@@ -158,12 +159,6 @@ def check_reachable(address: str) -> None:
     except OSError as err:
         raise SibclError(f"cannot reach a Ray cluster at --address {address} ({err.strerror or err}); use 'auto' on a "
                          "cluster node, ray://HOST:10001 from outside, or leave it out for a local Ray") from None
-
-
-def gpus_per_worker(requested: float | None, resources: dict[str, float]) -> float:
-    """GPUs per Train worker: as asked, else one when the cluster has GPUs (the reference's
-    models are sized for a GPU), else none."""
-    return requested if requested is not None else float(resources.get("GPU", 0) > 0)
 
 
 def is_multi_node() -> bool:

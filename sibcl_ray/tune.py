@@ -21,6 +21,7 @@ from pathlib import Path
 from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
+from sibcl_ray.resources import ResourceFlags, add_resource_arguments
 from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
 from sibcl_ray.search.trackers import check_trackers
 
@@ -52,12 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the latest interrupted search of this problem and preset in the storage")
     parser.add_argument("--search-space", type=Path, help="search-space YAML (default: search_spaces/<problem>.yaml)")
-    parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs/GPUs allow)")
-    parser.add_argument("--workers-per-trial", type=int, default=1,
-                        help="DDP workers per trial (default 1); batch sizes are global and split evenly across them")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
-    parser.add_argument("--gpus-per-worker", type=float,
-                        help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")
+    add_resource_arguments(parser, "trial")
     parser.add_argument("--search", default="tpe-asha", choices=("tpe-asha", "random"),
                         help="tpe-asha (default): Optuna TPE with ASHA early stopping; random: random search, "
                              "every trial to the end (the baseline of the search benchmark)")
@@ -106,16 +102,12 @@ def run(args: argparse.Namespace) -> dict:
         dataset, preset = dataset_for_run(args.data_dir, args.dataset, get_problem(args.problem, **options), preset,
                                           needed, (preset.nsam,))
     num_samples = args.num_samples if args.num_samples is not None else preset.num_samples
-    for flag, value, low in (("--num-samples", num_samples, 1), ("--workers-per-trial", args.workers_per_trial, 1),
-                             ("--finetune-seeds", preset.finetune_seeds, 1),
-                             ("--max-concurrent", args.max_concurrent if args.max_concurrent is not None else 1, 1)):
-        if value < low:
-            raise SibclError(f"{flag} {value} must be at least {low}")
-    check_batches_split(space, args.workers_per_trial, "--workers-per-trial")
+    for flag, value in (("--num-samples", num_samples), ("--finetune-seeds", preset.finetune_seeds)):
+        if value < 1:
+            raise SibclError(f"{flag} {value} must be at least 1")
+    flags = ResourceFlags.from_args(args, "trial")
+    check_batches_split(space, flags.workers, flags.workers_flag)
     trackers = check_trackers(args.tracker)
-    if args.cpus_per_worker <= 0 or (args.gpus_per_worker or 0) < 0:
-        raise SibclError(f"--cpus-per-worker {args.cpus_per_worker} must be > 0 and --gpus-per-worker "
-                         f"{args.gpus_per_worker} must be >= 0")
     from sibcl_ray import storage
 
     output = (args.output or Path("sibcl_runs") / f"{args.problem}-{preset.name}").expanduser().absolute()
@@ -132,34 +124,20 @@ def run(args: argparse.Namespace) -> dict:
     import ray
 
     from sibcl_ray.search.run import SearchSettings, run_search
-    from sibcl_ray.session import gpus_per_worker, is_multi_node, start_ray
+    from sibcl_ray.session import is_multi_node, start_ray
 
     start_ray(args.address, driver_slots=max(num_samples, 1))
     try:
         multi_node = is_multi_node()
         storage.check_storage(args.storage, "--storage", multi_node)
         storage.check_storage(str(args.data_dir.expanduser()), "--data-dir", multi_node)
-        resources = ray.cluster_resources()
-        gpus = gpus_per_worker(args.gpus_per_worker, resources)
-        per_trial_cpus = args.workers_per_trial * args.cpus_per_worker
-        per_trial_gpus = args.workers_per_trial * gpus
-        fits = int(resources.get("CPU", 0) // per_trial_cpus)  # a head with no CPUs has no "CPU" at all
-        if per_trial_gpus:
-            fits = min(fits, int(resources.get("GPU", 0) // per_trial_gpus))
-        if fits < 1:
-            needs = (f"one trial needs {per_trial_cpus:g} CPUs and {per_trial_gpus:g} GPUs but the cluster has "
-                     f"{resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs now")
-            if args.address is None:
-                raise SibclError(needs)
-            print(f"note: {needs}; trials wait for the autoscaler to add nodes", flush=True)
-            fits = 1
+        plan = flags.plan(ray.cluster_resources(), joined=args.address is not None, cap=num_samples)
         settings = SearchSettings(
             problem=args.problem, problem_options=options, preset=preset, space=space, output=output,
             storage=storage.resolve(args.storage or output),
             data_root=args.data_dir.expanduser(), seed=args.seed, num_samples=num_samples,
-            max_concurrent=max(1, min(args.max_concurrent or fits, num_samples)),
-            workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
-            gpus_per_worker=gpus, search=args.search, start=tuple(start), rung_metric=args.rung_metric,
+            max_concurrent=plan.concurrent, workers_per_trial=flags.workers, cpus_per_worker=flags.cpus_per_worker,
+            gpus_per_worker=plan.gpus_per_worker, search=args.search, start=tuple(start), rung_metric=args.rung_metric,
             trackers=trackers, dataset=dataset,
         )
         return run_search(settings, resume=args.resume)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 # Ray's sockets need a short path, and every dashboard start leaves a /tmp/pymp-* folder:
-# keep all of it in one scratch folder per test session (RAY_NOTES.md).
+# keep all of it in one scratch folder per test session (docs/ray.md, Traps).
 _SCRATCH = tempfile.mkdtemp(prefix="sibcl-", dir="/tmp")
 os.environ.setdefault("RAY_TMPDIR", _SCRATCH)
 os.environ.setdefault("TMPDIR", _SCRATCH)

@@ -45,6 +45,7 @@ CATALOGUE = [
     ("tune", ["--problem", "phc", "--tracker", "neptune"], "error: --tracker 'neptune' is unknown: allowed values are mlflow, wandb, aim"),
     ("tune", ["--problem", "phc", "--tracker", "wandb"], "error: --tracker wandb needs the wandb package, which is not installed: pip install wandb"),
     ("benchmark", ["--problem", "phc", "--workers-per-run", "0"], "error: --workers-per-run 0 must be at least 1"),
+    ("benchmark", ["--problem", "phc", "--max-concurrent", "0"], "error: --max-concurrent 0 must be at least 1"),
     ("benchmark", ["--problem", "phc", "--workers-per-run", "5"], "error: --workers-per-run 5: batch_size 96 does not split evenly across 5 workers"),
     ("tune", ["--problem", "phc", "--storage", "ftp://host/runs"], "error: --storage ftp://host/runs: unsupported URI scheme 'ftp'"),
     ("tune", ["--problem", "phc", "--data-dir", "{file}/data"], "error: --data-dir {file}/data: {file} is a file, not a folder"),

@@ -21,7 +21,6 @@ deliberately broken config that the rule must reject.
 
 from __future__ import annotations
 
-import ast
 import copy
 import importlib.metadata
 import json
@@ -56,21 +55,10 @@ Config = dict[str, Any]
 
 
 def driver_resource() -> str:
-    """DRIVER_RESOURCE from sibcl_ray/search/run.py, read without importing it.
+    """The custom resource drivers hold (``sibcl_ray.resources``: imports nothing heavy)."""
+    from sibcl_ray.resources import DRIVER_RESOURCE
 
-    Importing that module pulls in Tune, Optuna and torch (~8 s cold), too slow for this file.
-    """
-    tree = ast.parse((ROOT / "sibcl_ray" / "search" / "run.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AnnAssign):
-            targets = [node.target]
-        else:
-            continue
-        if any(isinstance(t, ast.Name) and t.id == "DRIVER_RESOURCE" for t in targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError("DRIVER_RESOURCE not found in sibcl_ray/search/run.py")
+    return DRIVER_RESOURCE
 
 
 def check_ray_version() -> None:

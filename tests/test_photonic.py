@@ -81,7 +81,7 @@ def test_gamma_zero_frequency_has_zero_velocity(cell: np.ndarray) -> None:
 
 
 def test_rod_lattice_gap_edges() -> None:
-    """ε = 8.9, r = 0.2a rods: band 1 top at M = 0.3224, band 2 bottom at X = 0.4425 (SIBCL.md)."""
+    """ε = 8.9, r = 0.2a rods: band 1 top at M = 0.3224, band 2 bottom at X = 0.4425 (docs/method.md)."""
     rods = _antialiased_rod(128, 0.2, 8.9, 1.0)
     f = P.tm_bands(rods, np.array([[0.5, 0.5], [0.5, 0.0]]), 2, plane_waves=21)
     assert abs(f[0, 0] / 0.3224 - 1) < 3e-3

@@ -24,7 +24,7 @@ from ray.util import state as ray_state
 
 from sibcl_ray.data import shards
 from sibcl_ray.data.generate import generate
-from sibcl_ray.experiments import _task_options
+from sibcl_ray.benchmark.run import _task_options
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.run import trial_failure_config, trial_resources
 from sibcl_ray.train.runs import RunSpec, fit_run, trial_data

@@ -44,6 +44,7 @@ from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.presets import Preset
 from sibcl_ray.problems import get_problem
 from sibcl_ray.provenance import provenance
+from sibcl_ray.resources import run_resources
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.outputs import COMPLETED, plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
@@ -53,9 +54,6 @@ from sibcl_ray.search.trackers import describe as describe_trackers, tracker_cal
 from sibcl_ray.train.checkpoints import load_state, selected_weights
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, trial_data
 
-#: Custom resource the trial drivers take instead of CPU: a driver only waits on its
-#: TorchTrainer, so every CPU stays with the Train workers and Ray Data.
-DRIVER_RESOURCE = "trial_driver"
 SETTINGS_FILE = "search_settings.json"
 STATUS_FILE = "trial_status.json"
 
@@ -369,22 +367,13 @@ def _checkpoint_location(path: str, storage_root: str) -> str:
 
 def trial_resources(job: RunSpec) -> dict[str, float]:
     """A trial that trains itself holds its worker's CPUs and GPUs; a Train driver holds a slot."""
-    if job.trains_in_place:
-        return {"cpu": job.cpus_per_worker, **({"gpu": job.gpus_per_worker} if job.gpus_per_worker else {})}
-    return driver_resources()
+    return run_resources(job.trains_in_place, job.cpus_per_worker, job.gpus_per_worker, ray.cluster_resources())
 
 
 def trial_failure_config(job: RunSpec) -> tune.FailureConfig:
     """A trial that trains itself is retried by Tune from its last checkpoint (twice, as Train
     retries its workers); a Train driver's workers are retried by Train, so Tune does not."""
     return tune.FailureConfig(max_failures=2 if job.trains_in_place else 0)
-
-
-def driver_resources() -> dict[str, float]:
-    """Trial-driver resources: the custom resource when the cluster has it, else a sliver of CPU."""
-    if ray.cluster_resources().get(DRIVER_RESOURCE, 0) >= 1:
-        return {"cpu": 0, DRIVER_RESOURCE: 1}
-    return {"cpu": 0.01}
 
 
 def best_finetuned(results: tune.ResultGrid, space: dict[str, Any]) -> tune.Result:

@@ -2,7 +2,7 @@
 Ray Train ``TorchTrainer`` for several (DDP).
 
 Shared by the Tune trial driver (``search.driver``) and the label-efficiency benchmark
-(``experiments``): both describe a run the same way and resume it the same way, by name.
+(``benchmark.run``): both describe a run the same way and resume it the same way, by name.
 """
 
 from __future__ import annotations

@@ -23,28 +23,22 @@ from sibcl_ray.data.generate import prepare
 from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
-from sibcl_ray.report import write_report
+from sibcl_ray.benchmark.report import write_report
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.problems import get_problem
 from sibcl_ray.provenance import provenance
-from sibcl_ray.search.run import driver_resources
+from sibcl_ray.resources import run_resources, task_options
 from sibcl_ray.train.checkpoints import load_state, selected_weights
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
 
 def _task_options(job: RunSpec) -> dict[str, Any]:
-    """Ray task options of one run: its worker's CPUs and GPUs when it trains in place, else a
-    Tune trial driver's resources (a slot, no CPU)."""
-    options: dict[str, Any] = {"max_retries": 2, "retry_exceptions": False}
-    if job.trains_in_place:
-        return {**options, "num_cpus": job.cpus_per_worker, "num_gpus": job.gpus_per_worker}
-    resources = driver_resources()
-    options["num_cpus"] = resources.pop("cpu")
-    if resources:
-        options["resources"] = resources
-    return options
+    """Ray task options of one run (``resources.run_resources``): its worker's CPUs and GPUs when
+    it trains in place, else a run driver's slot; retried when its process dies, not when it raises."""
+    held = run_resources(job.trains_in_place, job.cpus_per_worker, job.gpus_per_worker, ray.cluster_resources())
+    return {"max_retries": 2, "retry_exceptions": False, **task_options(held)}
 
 
 def _resolved(datasets: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 """``python -m sibcl_ray.benchmark``: the label-efficiency curve — test error against labels, per method.
 
-Every method of SIB-CL and its baselines (``sibcl, ssl, tl, tl-i, sl, sl-i``; docs/method.md) runs in one harness: the same
-encoder, fine-tuning, validation-based model selection and whole-test-set evaluation. Each
-pretraining method pretrains once, and that encoder is fine-tuned for every label budget
-and seed. Every pretraining run and every (method, nsam, seed) cell is a Ray Train run
-driven by a Ray task holding no CPU, so cells run side by side on every free CPU or GPU.
+    python -m sibcl_ray.benchmark --problem phc                         # quick preset, every method
+    python -m sibcl_ray.benchmark --problem tise --dim 2 --methods sibcl,sl --nsam 50,100 --seeds 3
+    python -m sibcl_ray.benchmark --problem phc --dataset mine --config best_config.yaml --export
 
-Resumable: a finished cell is a JSON file under ``<output>/cells`` and is never rerun;
-an interrupted Train run is named after its cell and continues from its last checkpoint.
+Every method of SIB-CL and its baselines (``sibcl, ssl, tl, tl-i, sl, sl-i``; docs/method.md) runs in
+one harness: the same encoder, fine-tuning, validation-based model selection and whole-test-set
+evaluation. Each pretraining method pretrains once, and that encoder is fine-tuned for every label
+budget and seed; each run is a Ray task (``benchmark.run``) sized by the shared resource policy
+(``resources``), so cells run side by side on every free CPU or GPU.
+
+Resumable: a finished cell is a JSON file under ``<output>/cells`` and is never rerun; an
+interrupted run is named after its cell and continues from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
+from sibcl_ray.resources import ResourceFlags, add_resource_arguments
 from sibcl_ray.search.space import check_batches_split, read_search_file
 from sibcl_ray.train.methods import METHODS, get_method
 
@@ -55,11 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="output folder (default ./sibcl_runs/benchmark-<problem>-<preset>)")
     add_data_arguments(parser)
     add_dataset_argument(parser)
-    parser.add_argument("--max-concurrent", type=int, help="Train runs at once (default: as many as the CPUs/GPUs allow)")
-    parser.add_argument("--workers-per-run", type=int, default=1,
-                        help="DDP workers per Train run (default 1); batch sizes are global and split evenly across them")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Train worker (default 1)")
-    parser.add_argument("--gpus-per-worker", type=float, help="GPUs per Train worker (default: 1 when the cluster has GPUs, else 0)")
+    add_resource_arguments(parser, "run")
     parser.add_argument("--export", action="store_true",
                         help="also write every cell's model folder (model.pt, model.json, test_predictions.png, "
                              "embedding.png) to <output>/models/<cell>, for sibcl_ray.load_model and sibcl_ray.predict")
@@ -118,9 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 needed.setdefault(split, []).append(m)
         dataset, preset = dataset_for_run(args.data_dir, args.dataset, get_problem(args.problem, **options), preset,
                                           needed, nsams)
-    if args.workers_per_run < 1:
-        raise SibclError(f"--workers-per-run {args.workers_per_run} must be at least 1")
-    check_batches_split(hparams, args.workers_per_run, "--workers-per-run")
+    flags = ResourceFlags.from_args(args, "run")
+    check_batches_split(hparams, flags.workers, flags.workers_flag)
     output = (args.output or Path("sibcl_runs") / f"benchmark-{args.problem}-{preset.name}").expanduser().absolute()
     from sibcl_ray import storage
 
@@ -132,24 +132,20 @@ def run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from sibcl_ray.session import gpus_per_worker, is_multi_node, start_ray
+    from sibcl_ray.session import is_multi_node, start_ray
 
     start_ray(args.address, driver_slots=64)
     try:
         multi_node = is_multi_node()  # runs write checkpoints under --output, tasks read --data-dir: both shared
         storage.check_storage(str(output), "--output", multi_node)
         storage.check_storage(str(args.data_dir.expanduser()), "--data-dir", multi_node)
-        resources = ray.cluster_resources()
-        gpus = gpus_per_worker(args.gpus_per_worker, resources)
-        per_run = {"CPU": args.workers_per_run * args.cpus_per_worker, "GPU": args.workers_per_run * gpus}
-        fits = min(int(resources.get(k, 0) // v) for k, v in per_run.items() if v)
-        concurrent = max(1, args.max_concurrent or fits)
-        from sibcl_ray.experiments import run_benchmark
+        plan = flags.plan(ray.cluster_resources(), joined=args.address is not None, cap=len(cells))
+        from sibcl_ray.benchmark.run import run_benchmark
 
         results = run_benchmark(
             problem=args.problem, problem_options=options, preset=preset, cells=cells, hparams=hparams,
-            output=output, data_root=args.data_dir.expanduser(), seed=args.seed, max_concurrent=concurrent,
-            workers=args.workers_per_run, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=gpus,
+            output=output, data_root=args.data_dir.expanduser(), seed=args.seed, max_concurrent=plan.concurrent,
+            workers=flags.workers, cpus_per_worker=flags.cpus_per_worker, gpus_per_worker=plan.gpus_per_worker,
             export=args.export, dataset=dataset,
         )
     finally:
@@ -158,6 +154,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {output}/results.json, results.md, label_efficiency.png ({results['wall_s']:.0f} s)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

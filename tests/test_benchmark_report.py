@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sibcl_ray.report import aggregate, label_savings, markdown_table, plot, write_report
+from sibcl_ray.benchmark.report import aggregate, label_savings, markdown_table, plot, write_report
 
 
 def _cell(method: str, nsam: int, seed: int, test_error: float, val_error: float | None = None) -> dict:
