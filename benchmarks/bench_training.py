@@ -15,8 +15,10 @@ loop. One one-worker Tune trial as a search runs it (``search.driver.run_trial``
 inside the trial, reporting through Tune; ``--workers`` > 1 would go through Ray Train) pretrains for ``--ray-epochs`` epochs on the quick preset's split sizes; against it, the very
 same epoch function (``train.loop.pretrain_epoch``: contrastive steps, surrogate steps,
 validation error and probe) plus the same checkpoint write, called in this process on the same
-data, with the same batch and torch threads, before and after the Ray run. Ratios Ray ÷ bare
-of: the contrastive step throughput (the loop's ``pretrain_samples_per_s``, measured around its
+data, with the same batch and torch threads, in turns: bare, Ray, bare, Ray, …, bare
+(``--ray-repeats`` Ray runs), each Ray run divided by the mean of the bare runs around it (a
+drift of the machine's speed cancels), the median of those ratios reported beside the bare ÷
+bare ratios, which are the noise floor. Ratios Ray ÷ bare of: the contrastive step throughput (the loop's ``pretrain_samples_per_s``, measured around its
 step loop, both sides), the whole-epoch wall time (Ray: Tune's ``time_total_s`` between reports,
 so report and checkpoint upload included), and the part of it outside the contrastive steps
 (where reports and checkpoints fall; on a shared machine it is also steadier than the step
@@ -245,23 +247,36 @@ def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
         print(f"Ray overhead: {args.ray_cell}, {args.ray_epochs} pretraining epochs of {args.ray_steps} contrastive "
               f"+ {job.surrogate_steps} surrogate steps, {args.threads} torch thread(s)", flush=True)
         load_before = os.getloadavg()
-        before = bare_epochs(problem, job, splits, args.ray_epochs, args.threads)
-        in_ray = ray_epochs(job, scratch)
-        after = bare_epochs(problem, job, splits, args.ray_epochs, args.threads)
+        # bare, Ray, bare, Ray, …, bare: each Ray run is compared with the bare runs just before and
+        # after it, so a drift of the machine's speed cancels, and bare ÷ bare is the noise floor
+        bare_runs = [bare_epochs(problem, job, splits, args.ray_epochs, args.threads)]
+        ray_runs = []
+        for _ in range(args.ray_repeats):
+            ray_runs.append(ray_epochs(job, scratch))
+            bare_runs.append(bare_epochs(problem, job, splits, args.ray_epochs, args.threads))
     steady = slice(1, None)  # epoch 1 warms up (and in Ray also starts the worker and loads the data)
     hp = with_defaults({})  # the run's hyperparameters: it is given none
     step_inputs = args.ray_steps * sum(contrastive_split(hp["batch_size"], hp["mix_ratio"]))  # inputs an epoch's steps see
-    times = [r["time_total_s"] for r in in_ray]
-    ray_rows = [{"epoch_s": t1 - t0, "inputs_per_s": r["inputs_per_s"]} for t0, t1, r in zip(times, times[1:], in_ray[1:])]
-    sides = {"bare_before": summary(before[steady], step_inputs), "ray": summary(ray_rows, step_inputs),
-             "bare_after": summary(after[steady], step_inputs)}
-    bare = summary(before[steady] + after[steady], step_inputs)
+
+    def ray_rows(reports: list[dict[str, float]]) -> list[dict[str, float]]:
+        times = [r["time_total_s"] for r in reports]
+        return [{"epoch_s": t1 - t0, "inputs_per_s": r["inputs_per_s"]} for t0, t1, r in zip(times, times[1:], reports[1:])]
+
+    bare_sides = [summary(run[steady], step_inputs) for run in bare_runs]
+    ray_sides = [summary(ray_rows(run), step_inputs) for run in ray_runs]
+    keys = list(bare_sides[0])
+    pair_ratios = [{k: ray[k] / statistics.mean((bare_sides[i][k], bare_sides[i + 1][k])) for k in keys}
+                   for i, ray in enumerate(ray_sides)]
+    noise = [{k: after[k] / before[k] for k in keys} for before, after in zip(bare_sides, bare_sides[1:])]
+    bare = summary([e for run in bare_runs for e in run[steady]], step_inputs)
     return {"cell": args.ray_cell, "epochs": args.ray_epochs, "contrastive_steps": args.ray_steps,
             "surrogate_steps": job.surrogate_steps, "torch_threads": args.threads, "split_sizes": sizes,
-            "controller_poll_s": RAY_POLL_S, "load_average_before": load_before, "load_average_after": os.getloadavg(),
-            "bare_epochs_before": before, "ray_reports": in_ray, "bare_epochs_after": after,
-            "ray_first_report_s": times[0], **sides, "bare": bare,
-            "ratios": {key: sides["ray"][key] / bare[key] for key in bare}}
+            "repeats": args.ray_repeats, "controller_poll_s": RAY_POLL_S, "load_average_before": load_before,
+            "load_average_after": os.getloadavg(), "bare_runs": bare_runs, "ray_runs": ray_runs,
+            "ray_first_report_s": [run[0]["time_total_s"] for run in ray_runs],
+            "bare_sides": bare_sides, "ray_sides": ray_sides, "bare": bare, "pair_ratios": pair_ratios,
+            "bare_over_bare": noise,
+            "ratios": {k: statistics.median(r[k] for r in pair_ratios) for k in keys}}
 
 
 def summary(epochs: list[dict[str, float]], step_inputs: int) -> dict[str, float]:
@@ -291,19 +306,22 @@ def print_tables(rows: list[dict[str, Any]], peaks: dict[str, PeakFlops], overhe
     if overhead is None:
         return
     o = overhead
-    sides = [o["bare_before"], o["ray"], o["bare_after"]]
-    print(f"\nRay Train loop vs the bare loop, {o['cell']}, CPU, {o['torch_threads']} torch thread(s), epochs 2–{o['epochs']} "
-          f"(Ray's first report came {o['ray_first_report_s']:.1f} s after the trial started; load average "
-          f"{o['load_average_before'][0]:.1f} before, {o['load_average_after'][0]:.1f} after)")
-    print("| per pretraining epoch | bare loop, before | Ray Train loop (1-worker TorchTrainer in a Tune trial) "
-          "| bare loop, after | Ray ÷ bare (both) |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\nIn-place Tune trial (a search's one-worker trial) vs the bare loop, {o['cell']}, CPU, "
+          f"{o['torch_threads']} torch thread(s), epochs 2–{o['epochs']}, {o['repeats']} Ray runs each between two bare "
+          f"runs (Ray's first report {min(o['ray_first_report_s']):.1f}–{max(o['ray_first_report_s']):.1f} s after the "
+          f"trial started; load average {o['load_average_before'][0]:.1f} before, {o['load_average_after'][0]:.1f} after)")
+    print("| per pretraining epoch | bare runs | Ray runs | Ray ÷ neighbouring bare, per run (median) "
+          "| bare ÷ previous bare (noise floor) |")
+    print("|---|---|---|---|---|")
     for key, label, form in (("inputs_per_s", "contrastive steps, inputs/s (median)", ".1f"),
                              ("best_inputs_per_s", "contrastive steps, inputs/s (best epoch)", ".1f"),
                              ("epoch_s", "whole epoch, s (mean)", ".2f"),
                              ("outside_steps_s", "of which outside the contrastive steps (surrogate steps, validation, "
                                                  "probe, checkpoint; Ray: + report), s", ".2f")):
-        print(f"| {label} | " + " | ".join(f"{side[key]:{form}}" for side in sides) + f" | {o['ratios'][key]:.3f} |")
+        print(f"| {label} | " + ", ".join(f"{side[key]:{form}}" for side in o["bare_sides"])
+              + " | " + ", ".join(f"{side[key]:{form}}" for side in o["ray_sides"])
+              + " | " + ", ".join(f"{r[key]:.3f}" for r in o["pair_ratios"]) + f" (**{o['ratios'][key]:.3f}**)"
+              + " | " + ", ".join(f"{r[key]:.3f}" for r in o["bare_over_bare"]) + " |")
 
 
 def main() -> None:
@@ -323,6 +341,8 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip part 2 (Ray is not imported at all)")
     parser.add_argument("--ray-cell", choices=CELLS, default="phc:small", help="model of part 2 (default phc:small)")
     parser.add_argument("--ray-epochs", type=int, default=5, help="pretraining epochs of part 2, each side (default 5)")
+    parser.add_argument("--ray-repeats", type=int, default=3,
+                        help="Ray runs in part 2, each between two bare runs (default 3)")
     parser.add_argument("--ray-steps", type=int, default=12,
                         help="contrastive steps per epoch in part 2, a third as many surrogate steps (default 12)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/training.json"))
