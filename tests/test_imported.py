@@ -213,6 +213,12 @@ def test_every_bad_import_is_one_line_and_writes_nothing(tmp_path: Path, cells: 
         assert (done.returncode, len(lines)) == (2, 1), (args, done.stderr)
         assert lines[0].startswith(expected.format(**fill)), (args, lines[0])
         assert _tree(data) == before, f"{args} changed the data dir"
+    # a data dir that cannot be written (here: under a file) is one line too, and leaves nothing
+    blocked = _import("--problem", "phc", "--data-dir", f"{paths['x']}/data", "--name", "new", "--split", "val",
+                      "--inputs", str(paths["x"]), "--labels", str(paths["y"]))
+    assert blocked.returncode == 2 and blocked.stderr.strip().splitlines() == [
+        f"error: cannot write dataset 'new' in {paths['x']}/data: Not a directory ({paths['x']}/data/new); "
+        "nothing of this import was kept"], blocked.stderr
 
 
 @pytest.mark.slow

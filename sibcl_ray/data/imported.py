@@ -200,10 +200,10 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
     if meta is not None:
         _refuse_shared_inputs(folder, meta, split, x)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / f".{split}.importing-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging, placed = folder / f".{split}.importing-{os.getpid()}", False
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         manifest: dict[str, Any] = {"shard_size": shard_size, "shards": {}}
         for i in range(shards.shards_needed(len(x), shard_size)):
@@ -219,11 +219,17 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
         meta = meta or {"format": FORMAT, "problem": problem.name, "signature": problem.signature(), "splits": {}}
         meta["splits"][split] = record
         os.replace(staging, folder / split)  # the split appears whole or not at all
+        placed = True
         _write_meta(folder, meta)
-    except BaseException:
+    except BaseException as err:  # a full or read-only disk, an interruption: leave nothing of this import
         shutil.rmtree(staging, ignore_errors=True)
-        if not (folder / split).exists() and not any(folder.iterdir()):
+        if placed:  # written by this call a moment ago, and not recorded: not the user's data yet
+            shutil.rmtree(folder / split, ignore_errors=True)
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+        if isinstance(err, OSError):
+            raise SibclError(f"cannot write dataset {name!r} in {root}: {err.strerror or err} "
+                             f"({err.filename or folder}); nothing of this import was kept") from None
         raise
     return {"dataset": str(folder), "split": split, **{k: v for k, v in record.items() if k != "input_hashes"}}
 
