@@ -67,6 +67,15 @@ class Preset:
     #: Label-efficiency benchmark defaults: label budgets and fine-tuning seeds.
     bench_nsam: tuple[int, ...] = (50, 100, 200, 400, 800, 1600, 3200)
     bench_seeds: int = 3
+    #: Benchmark: the pretraining checkpoints each cell fine-tunes from, as fractions of
+    #: ``pretrain_epochs``; the cell keeps the one best on validation (the reference fine-tuned
+    #: from epochs 40/100/200/300/400 of 400). Every method gets as many tries: a method that
+    #: does not pretrain fine-tunes from as many random initialisations (``benchmark.run``).
+    bench_checkpoints: tuple[float, ...] = (1.0,)
+
+    def checkpoint_epochs(self) -> tuple[int, ...]:
+        """The pretraining epochs of ``bench_checkpoints``, each at least 1, in order, once each."""
+        return tuple(sorted({max(1, round(f * self.pretrain_epochs)) for f in self.bench_checkpoints}))
 
     def contrastive_steps(self) -> int:
         """Contrastive optimizer steps per pretraining epoch, the same for every trial."""
@@ -168,6 +177,12 @@ def _checked(where: str, key: str, value: Any) -> Any:
         if value not in ("small", "reference"):
             raise SibclError(f"{where}: model_size {value!r} is not allowed; allowed: small, reference")
         return value
+    if key == "bench_checkpoints":
+        if not (isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          and 0 < v <= 1 for v in value)):
+            raise SibclError(f"{where}: bench_checkpoints {value!r} must be a non-empty list of fractions of "
+                             "pretraining in (0, 1], e.g. [0.25, 0.5, 1.0]")
+        return tuple(sorted({float(v) for v in value}))
     if key == "bench_nsam":
         if not (isinstance(value, list) and value and all(_is_count(v, 1) for v in value)):
             raise SibclError(f"{where}: bench_nsam {value!r} must be a non-empty list of integers ≥ 1")
@@ -189,5 +204,6 @@ def write_run_config(preset: Preset, path: Path) -> None:
     """Write the resolved sizes of a run as a preset file: ``--preset PATH`` repeats them exactly."""
     values = asdict(preset)
     values["bench_nsam"] = list(values["bench_nsam"])
+    values["bench_checkpoints"] = list(values["bench_checkpoints"])
     text = yaml.safe_dump({"name": values.pop("name"), **values}, sort_keys=False)
     path.write_text(f"# The run sizes of this run, resolved: --preset {path.name} repeats them.\n{text}")

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import ray
 from tqdm import tqdm
 
+from sibcl_ray import storage
 from sibcl_ray.data.generate import prepare
 from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SibclError
@@ -29,7 +30,7 @@ from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.problems import get_problem
 from sibcl_ray.provenance import provenance
 from sibcl_ray.resources import run_resources, task_options
-from sibcl_ray.train.checkpoints import load_state, selected_weights
+from sibcl_ray.train.checkpoints import load_state, readable_state, selected_weights
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
@@ -46,31 +47,73 @@ def _resolved(datasets: dict[str, Any]) -> dict[str, Any]:
     return {split: ray.get(d) if isinstance(d, ray.ObjectRef) else d for split, d in datasets.items()}
 
 
-def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[str, Any]) -> str:
-    """Pretrain once; returns the checkpoint folder of the pretrained encoder."""
-    done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
-    if done is not None:
-        return done["checkpoint_path"]
-    return fit_run(job, hparams, name, datasets=_resolved(datasets)).checkpoint
+def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[str, Any]) -> list[tuple[int, str]]:
+    """Pretrain once; returns (epoch, checkpoint folder) of the encoder after each of the job's
+    ``keep_epochs``, which the cells fine-tune from."""
+    run_dir = f"{job.storage_path}/{name}"
+    if finished_run_metrics(run_dir, job.total_epochs) is None:
+        fit_run(job, hparams, name, datasets=_resolved(datasets))
+    by_epoch = {}
+    for folder in storage.list_dirs(run_dir, "checkpoint_"):  # Train numbers them by report, TaskRun by epoch
+        state = readable_state(folder)
+        if state is not None:
+            by_epoch[int(state["epochs_done"])] = folder
+    missing = [e for e in job.keep_epochs if e not in by_epoch]
+    if missing:
+        raise SibclError(f"pretraining run {run_dir} kept no checkpoint after epoch {missing[0]}: it was made by "
+                         "another bench_checkpoints setting; use another --output")
+    return [(e, by_epoch[e]) for e in job.keep_epochs]
 
 
-def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], name: str, model_size: str,
+@dataclass(frozen=True)
+class Try:
+    """One fine-tuning run of a cell: from a pretraining checkpoint, or (a method that does not
+    pretrain) from a random initialisation of its own seed."""
+
+    name: str
+    seed: int
+    init_state: str | None = None
+    from_epoch: int | None = None
+
+
+def cell_tries(cell: Any, pretrained: list[tuple[int, str]] | None, count: int) -> list[Try]:
+    """The fine-tuning runs of one cell, ``count`` of them whatever the method (the budget is the
+    same for all): one per pretraining checkpoint, or ``count`` initial seeds. A single try keeps
+    the run name cells always had, so benchmarks made before resume."""
+    base = f"finetune-{cell.name}"
+    if pretrained is not None:
+        return [Try(base if len(pretrained) == 1 else f"{base}-from{epoch}", cell.seed, folder, epoch)
+                for epoch, folder in pretrained]
+    return [Try(base if count == 1 else f"{base}-init{k}", cell.seed + 1000 * k) for k in range(count)]
+
+
+def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], tries: list[Try], model_size: str,
                        test_paths: list[Path], n_test: int, datasets: dict[str, Any],
                        val: tuple[list[Path], int] | None = None) -> dict[str, Any]:
-    """Fine-tune (model selection on validation) and evaluate the selected model on test, once;
-    with ``val`` (paths, count) the evaluation's arrays come back for the exported pictures."""
-    done = finished_run_metrics(f"{job.storage_path}/{name}", job.total_epochs)
-    if done is not None:
-        checkpoint, val_error = done["checkpoint_path"], done["val_error"]
-    else:
-        result = fit_run(job, hparams, name, datasets=_resolved(datasets))
-        if result.metrics.get("stopped_reason"):
-            return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint}
-        checkpoint, val_error = result.checkpoint, result.metrics["val_error"]
-    test = evaluate_in_task(job.problem, job.problem_options, model_size, checkpoint, test_paths, n_test,
+    """Fine-tune every try, keep the one with the lowest validation error (its own best epoch,
+    selection on validation only) and evaluate that one on test, once; with ``val`` (paths,
+    count) the evaluation's arrays come back for the exported pictures."""
+    done: list[dict[str, Any]] = []
+    for attempt in tries:
+        run = replace(job, seed=attempt.seed, init_state=attempt.init_state)
+        finished = finished_run_metrics(f"{job.storage_path}/{attempt.name}", run.total_epochs)
+        if finished is not None:
+            checkpoint, val_error = finished["checkpoint_path"], finished["val_error"]
+        else:
+            result = fit_run(run, hparams, attempt.name, datasets=_resolved(datasets))
+            if result.metrics.get("stopped_reason"):
+                return {"stopped_reason": result.metrics["stopped_reason"], "checkpoint": result.checkpoint}
+            checkpoint, val_error = result.checkpoint, result.metrics["val_error"]
+        done.append({"from_epoch": attempt.from_epoch, "seed": attempt.seed, "val_error": float(val_error),
+                     "checkpoint": checkpoint})
+    best = min(range(len(done)), key=lambda i: done[i]["val_error"])
+    test = evaluate_in_task(job.problem, job.problem_options, model_size, done[best]["checkpoint"], test_paths, n_test,
                             use_gpu=bool(job.gpus_per_worker), val_paths=val[0] if val else None,
                             n_val=val[1] if val else 0, keep_arrays=val is not None)
-    return {"val_error": float(val_error), **test, "checkpoint": checkpoint}
+    out = {"val_error": done[best]["val_error"], **test, "checkpoint": done[best]["checkpoint"]}
+    if len(done) > 1:
+        out.update(tries=done, selected_try=best)
+    return out
 
 
 def export_cell(record: dict[str, Any], folder: Path, problem: str, problem_options: dict[str, Any], preset: Preset,
@@ -140,13 +183,14 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         while queue and len(pending) < max_concurrent:
             kind, what = queue.pop(0)
             if kind == "pretrain":
-                job = replace(base, method=what, finetune_epochs=0, nsam=0)
-                pending[pretrain_task.remote(job, {}, f"pretrain-{what}-s{seed}", shared)] = (kind, what)
+                job = replace(base, method=what, finetune_epochs=0, nsam=0, keep_epochs=preset.checkpoint_epochs())
+                name = f"pretrain-{what}-s{seed}" + ("" if len(job.keep_epochs) == 1 else "-ckpts")
+                pending[pretrain_task.remote(job, {}, name, shared)] = (kind, what)
             else:
-                cell, init_state = what
-                job = replace(base, method=cell.method, nsam=cell.nsam, seed=cell.seed, pretrain_epochs=0,
-                              init_state=init_state)
-                ref = cell_task.remote(job, {}, f"finetune-{cell.name}", preset.model_size, data.paths["test"],
+                cell, pretrained = what
+                job = replace(base, method=cell.method, nsam=cell.nsam, seed=cell.seed, pretrain_epochs=0)
+                tries = cell_tries(cell, pretrained, len(preset.checkpoint_epochs()))
+                ref = cell_task.remote(job, {}, tries, preset.model_size, data.paths["test"],
                                        preset.n_test, {**shared, "train": train_sets[cell.nsam]},
                                        (data.paths["val"], preset.n_val) if export else None)
                 pending[ref] = (kind, cell)
@@ -154,7 +198,8 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         kind, what = pending.pop(ready[0])
         value = ray.get(ready[0])
         if kind == "pretrain":
-            tqdm.write(f"pretrained {what}: {value}")
+            tqdm.write(f"pretrained {what}: {value[-1][1]}" + (f" (and epochs {', '.join(str(e) for e, _ in value[:-1])})"
+                                                             if len(value) > 1 else ""))
             queue += [("cell", (c, value)) for c in todo if c.method == what]
             continue
         arrays = value.pop("arrays", None)

@@ -130,11 +130,14 @@ class TuneTrial(_InProcess):
 
 class TaskRun(_InProcess):
     """A one-worker run in a Ray task: checkpoints kept by the run itself in ``run_dir`` (the
-    last ``keep``), the last report kept for the caller."""
+    last ``keep``, and those after the epochs in ``keep_epochs`` for good), the last report kept
+    for the caller."""
 
-    def __init__(self, arrays: dict[str, dict[str, np.ndarray]], run_dir: str, keep: int = 2) -> None:
+    def __init__(self, arrays: dict[str, dict[str, np.ndarray]], run_dir: str, keep: int = 2,
+                 keep_epochs: tuple[int, ...] = ()) -> None:
         super().__init__(arrays)
         self.run_dir, self.keep = run_dir, keep
+        self.kept = {f"checkpoint_{e:06d}" for e in keep_epochs}
         self.metrics: dict[str, Any] = {}
         self.checkpoint: str | None = self.latest_checkpoint()
 
@@ -150,4 +153,5 @@ class TaskRun(_InProcess):
         storage.delete_folder(self.checkpoint)  # an unreadable copy left by a run that died writing it
         storage.put_folder(Path(checkpoint_dir), self.checkpoint)
         for old in storage.list_dirs(self.run_dir, "checkpoint_")[:-self.keep]:
-            storage.delete_folder(old)
+            if old.rstrip("/").rsplit("/", 1)[-1] not in self.kept:
+                storage.delete_folder(old)

@@ -58,6 +58,9 @@ class RunSpec:
     #: Fine-tuning runs per trial from the same pretrained network, scored by their mean
     #: (``train.loop._finetune_replicas``); the benchmark harness runs its seeds as cells instead.
     finetune_seeds: int = 1
+    #: Epochs whose checkpoints the run keeps for good (a benchmark's pretraining, fine-tuned
+    #: from each); the others are pruned to the last two.
+    keep_epochs: tuple[int, ...] = ()
 
     @property
     def trains_in_place(self) -> bool:
@@ -130,7 +133,7 @@ def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[An
     datasets = datasets if datasets is not None else trial_data(job)
     config = job.loop_config(hparams, name)
     if job.trains_in_place:
-        run = TaskRun(datasets, storage.join(job.storage_path, name))
+        run = TaskRun(datasets, storage.join(job.storage_path, name), keep_epochs=job.keep_epochs)
         train_loop(config, run)
         if run.checkpoint is None:
             raise RuntimeError(f"run {name} reported no checkpoint")
@@ -139,7 +142,7 @@ def fit_run(job: RunSpec, hparams: dict[str, Any], name: str, callbacks: list[An
     trainer = build_trainer(
         config, {split: datasets[split] for split in job.splits_needed()}, name=name,
         storage_path=job.storage_path, num_workers=job.num_workers, cpus_per_worker=job.cpus_per_worker,
-        gpus_per_worker=job.gpus_per_worker, callbacks=callbacks,
+        gpus_per_worker=job.gpus_per_worker, callbacks=callbacks, keep_all_checkpoints=bool(job.keep_epochs),
     )
     result = trainer.fit()
     return RunResult(result.metrics, result.checkpoint.path)

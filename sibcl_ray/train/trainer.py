@@ -15,7 +15,8 @@ from sibcl_ray.train.process_group import torch_config_for_this_ray
 
 def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset], *, name: str,
                   storage_path: str, num_workers: int, cpus_per_worker: float, gpus_per_worker: float,
-                  callbacks: list[Any] | None = None, max_failures: int = 2) -> TorchTrainer:
+                  callbacks: list[Any] | None = None, max_failures: int = 2,
+                  keep_all_checkpoints: bool = False) -> TorchTrainer:
     """A TorchTrainer (DDP over ``num_workers``) whose run resumes from its latest checkpoint.
 
     ``name`` must be stable for the run: a retried or restored trial that builds its trainer
@@ -40,6 +41,7 @@ def build_trainer(loop_config: dict[str, Any], datasets: dict[str, ray.data.Data
             storage_path=storage_path,
             callbacks=callbacks or [],
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            # every checkpoint when some are fine-tuned from later (a benchmark's pretraining), else the last two
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None if keep_all_checkpoints else 2),
         ),
     )
