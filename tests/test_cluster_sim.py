@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from waiting import wait_for
 
 from sibcl_ray.cluster_sim import (
     GPU_STANDIN, SIM_HEAD_TYPE, SimCluster, SimSettings, client_env, cluster_processes,
@@ -306,16 +307,6 @@ def _trial_states(out: Path) -> list[dict[str, Any]]:
     return [s for s in map(readable_state, sorted(out.glob("tune/*/*/checkpoint_*"))) if s]
 
 
-def _wait_for(what: str, check: Any, timeout_s: float, logs: Any) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}:\n{logs()}")
-
-
 @pytest.mark.slow
 def test_a_killed_worker_node_and_a_stopped_job_lose_no_work_and_workers_scale_back_to_zero(
         sim_cluster: tuple[SimCluster, dict[str, str], Path]) -> None:
@@ -336,15 +327,18 @@ def test_a_killed_worker_node_and_a_stopped_job_lose_no_work_and_workers_scale_b
                               text=True, timeout=120, cwd=home).stdout[-4000:]
 
     earlier = {a["actor_id"] for a in _cluster_state(sim, env)["actors"]}  # the test above's trials
-    submitted = subprocess.run(f"ray job submit --no-wait --address {url} --submission-id sim-faults -- {tune}",
+    # as the README submits: Ray kills a stopped job RAY_JOB_STOP_WAIT_TIME_S after the signal (default 3 s,
+    # too short on a loaded machine for Tune to save and the driver to print its --resume line)
+    grace = """--runtime-env-json '{"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": "120"}}'"""
+    submitted = subprocess.run(f"ray job submit --no-wait --address {url} --submission-id sim-faults {grace} -- {tune}",
                                shell=True, env=env, capture_output=True, text=True, timeout=300, cwd=home)
     assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr[-2000:]
 
     # 1. a worker node dies mid-trial: kill the raylet of the node the trial runs on
-    _wait_for("the trial's second checkpoint", lambda: any(s["epochs_done"] >= 2 for s in _trial_states(out)), 300, logs)
-    trial_actor = _wait_for("the trial's actor", lambda: next(
+    wait_for(lambda: any(s["epochs_done"] >= 2 for s in _trial_states(out)), 300, "the trial's second checkpoint", logs)
+    trial_actor = wait_for(lambda: next(
         (a for a in _cluster_state(sim, env)["actors"] if a["class_name"] == "ImplicitFunc" and a["state"] == "ALIVE"
-         and a["actor_id"] not in earlier), None), 60, logs)
+         and a["actor_id"] not in earlier), None), 60, "the trial's actor", logs)
     killed_node = trial_actor["node_id"]
     # the machine goes away: every process of the node at once (a raylet killed alone leaves its
     # workers training on for ~20 s, docs/ray.md)
@@ -353,8 +347,9 @@ def test_a_killed_worker_node_and_a_stopped_job_lose_no_work_and_workers_scale_b
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     killed_at = max(s["epochs_done"] for s in _trial_states(out))
-    resumed = _wait_for("the trial to continue elsewhere", lambda: next(
-        (s for s in _trial_states(out) if s["resumed_at"] and s["epochs_done"] > s["resumed_at"][0]), None), 300, logs)
+    resumed = wait_for(lambda: next(
+        (s for s in _trial_states(out) if s["resumed_at"] and s["epochs_done"] > s["resumed_at"][0]), None), 300,
+        "the trial to continue elsewhere", logs)
     assert 1 <= resumed["resumed_at"][0] <= killed_at  # from its last checkpoint, not from scratch
 
     # 2. the job is stopped, and the same command with --resume finishes it
@@ -362,14 +357,14 @@ def test_a_killed_worker_node_and_a_stopped_job_lose_no_work_and_workers_scale_b
                              text=True, timeout=300, cwd=home)
     assert stopped.returncode == 0, stopped.stdout[-2000:] + stopped.stderr[-2000:]
     assert "continue it with the same command and --resume" in logs(), logs()
-    finished = subprocess.run(f"ray job submit --address {url} --submission-id sim-faults-resume -- {tune} --resume",
+    finished = subprocess.run(f"ray job submit --address {url} --submission-id sim-faults-resume {grace} -- {tune} --resume",
                               shell=True, env=env, capture_output=True, text=True, timeout=600, cwd=home)
     assert finished.returncode == 0 and "succeeded" in finished.stdout, finished.stdout[-4000:] + finished.stderr[-2000:]
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_trials"] == 1 and summary["n_trials_error"] == 0 and summary["labels_computed"] == 0
     final = max(_trial_states(out), key=lambda s: s["epochs_done"])
-    assert final["epochs_done"] == 38 and len(final["resumed_at"]) == 2, final["resumed_at"]  # node death, then stop
+    assert final["epochs_done"] == 38 and len(final["resumed_at"]) == 2, (final["resumed_at"], logs("sim-faults-resume"))
     assert final["resumed_at"][0] <= killed_at < final["resumed_at"][1]
     state = _cluster_state(sim, env)
     nodes = {n["node_id"]: n for n in state["nodes"]}
@@ -381,7 +376,6 @@ def test_a_killed_worker_node_and_a_stopped_job_lose_no_work_and_workers_scale_b
 
     # 3. idle workers are removed: back to the head alone
     start = time.monotonic()
-    _wait_for("the workers to scale back to 0", lambda: [
-        n["is_head_node"] for n in _cluster_state(sim, env)["nodes"] if n["state"] == "ALIVE"] == [True],
-        IDLE_TIMEOUT_MINUTES * 60 + 180, lambda: "")
+    wait_for(lambda: [n["is_head_node"] for n in _cluster_state(sim, env)["nodes"] if n["state"] == "ALIVE"] == [True],
+             IDLE_TIMEOUT_MINUTES * 60 + 180, "the workers to scale back to 0")
     print(f"scaled back to the head alone {time.monotonic() - start:.0f} s after the search")

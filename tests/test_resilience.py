@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pytest
+from waiting import wait_for
 import ray
 from ray import tune
 from ray.util import state as ray_state
@@ -38,16 +38,6 @@ def _here() -> str:
     the machine ("Found multiple active Ray instances")."""
     return ray.get_runtime_context().gcs_address
 TISE_2D = {"dim": 2}
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -85,7 +75,7 @@ def test_killed_ddp_worker_resumes_from_checkpoint_and_finishes(tise_data: Any, 
     job = _job(tise_data, tmp_path, method="sibcl", pretrain_epochs=3, finetune_epochs=8, num_workers=2)
     run_dir = tmp_path / "train" / "killed-worker"
     thread, box = _in_thread(lambda: fit_run(job, {"batch_size": 64}, "killed-worker"))
-    _wait_for(lambda: len(list(run_dir.glob("checkpoint_*"))) >= 4, 180, "four checkpoints")
+    wait_for(lambda: len(list(run_dir.glob("checkpoint_*"))) >= 4, 180, "four checkpoints")
     workers = ray_state.list_actors(address=_here(), filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     assert len(workers) == 2
     os.kill(workers[1]["pid"], signal.SIGKILL)
@@ -110,7 +100,7 @@ def test_killed_run_task_is_retried_and_resumes_from_its_checkpoint(tise_data: A
     run_dir = tmp_path / "train" / "killed-task"
     ref = ray.remote(fit_run).options(**_task_options(job)).remote(job, {"batch_size": 64}, "killed-task", None,
                                                                    ray.put(trial_data(job)))
-    _wait_for(lambda: _epochs_checkpointed(run_dir) >= 4, 180, "four epochs checkpointed")
+    wait_for(lambda: _epochs_checkpointed(run_dir) >= 4, 180, "four epochs checkpointed")
     running = ray_state.list_tasks(address=_here(), filters=[("name", "=", "fit_run"), ("state", "=", "RUNNING")])
     assert len(running) == 1
     os.kill(running[0]["worker_pid"], signal.SIGKILL)
@@ -133,7 +123,7 @@ def test_killed_one_worker_trial_resumes_from_its_tune_checkpoint(tise_data: Any
                        run_config=tune.RunConfig(name="killed-trial", storage_path=str(tmp_path / "tune"),
                                                  failure_config=trial_failure_config(job), verbose=0))
     thread, box = _in_thread(tuner.fit)
-    _wait_for(lambda: len(list((tmp_path / "tune" / "killed-trial").glob("*/checkpoint_*"))) >= 4, 120,
+    wait_for(lambda: len(list((tmp_path / "tune" / "killed-trial").glob("*/checkpoint_*"))) >= 4, 120,
               "four checkpoints")
     trials = ray_state.list_actors(address=_here(), filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")])
     assert len(trials) == 1
@@ -166,7 +156,7 @@ def test_pretraining_and_label_metrics_reach_the_metrics_endpoint(tise_data: Any
         return len(scraped) == len(wanted)
 
     try:
-        _wait_for(scrape, 120, "sibcl metrics on the metrics endpoint")
+        wait_for(scrape, 120, "sibcl metrics on the metrics endpoint")
     except AssertionError:
         raise AssertionError(f"only {sorted(scraped)} of {wanted} reached the metrics endpoint") from None
     thread.join(120)
@@ -210,7 +200,7 @@ def test_killed_label_task_is_retried(tmp_path: Path) -> None:
                 return workers[0]["pid"]
         return None
 
-    os.kill(_wait_for(running_worker_pid, 60, "a running label task"), signal.SIGKILL)
+    os.kill(wait_for(running_worker_pid, 60, "a running label task"), signal.SIGKILL)
     thread.join(300)
     assert "error" not in box, box.get("error")
     report = box["value"]
@@ -226,7 +216,7 @@ def test_killed_generation_run_recomputes_only_missing_shards(tmp_path: Path) ->
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     manifest = lambda: next(tmp_path.glob("phc-*/test/manifest.json"), None)  # noqa: E731
-    _wait_for(lambda: manifest() and len(json.loads(manifest().read_text())["shards"]) >= 2, 240, "two shards")
+    wait_for(lambda: manifest() and len(json.loads(manifest().read_text())["shards"]) >= 2, 240, "two shards")
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray it started, mid-run
     first.wait(30)
     done_before = len(json.loads(manifest().read_text())["shards"])
