@@ -197,8 +197,9 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
                              "one label per input is needed")
         y = checked_labels(y[chosen], problem, chosen.stop - chosen.start, str(labels or inputs))
     x = checked_inputs(x[chosen], problem, str(inputs))
+    hashes = _hash_rows(x)
     if meta is not None:
-        _refuse_shared_inputs(folder, meta, split, x)
+        _refuse_shared_inputs(folder, meta, split, hashes)
 
     staging, placed = folder / f".{split}.importing-{os.getpid()}", False
     try:
@@ -215,7 +216,7 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
         record = {"count": int(len(x)), "source": {"inputs": _describe_file(inputs),
                                                    **({"labels": _describe_file(labels)} if labels else {})},
                   "rows": [chosen.start, chosen.stop], "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "input_hashes": _hash_rows(x)}
+                  "input_hashes": hashes}
         meta = meta or {"format": FORMAT, "problem": problem.name, "signature": problem.signature(), "splits": {}}
         meta["splits"][split] = record
         os.replace(staging, folder / split)  # the split appears whole or not at all
@@ -248,8 +249,7 @@ def _hash_rows(x: np.ndarray) -> list[str]:
     return [hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest() for row in flat]
 
 
-def _refuse_shared_inputs(folder: Path, meta: dict[str, Any], split: str, x: np.ndarray) -> None:
-    mine = _hash_rows(x)
+def _refuse_shared_inputs(folder: Path, meta: dict[str, Any], split: str, mine: list[str]) -> None:
     for other, record in meta["splits"].items():
         shared = set(mine) & set(record.get("input_hashes", []))
         if shared:
@@ -326,8 +326,8 @@ def sized_preset(preset: Any, dataset: ImportedDataset, needed: set[str], budget
     return sized
 
 
-def missing_splits(dataset: ImportedDataset, problem: Problem, needed: dict[str, list[str]]) -> list[str]:
-    """Splits to generate (the dataset lacks them); refuses when the problem cannot generate.
+def refuse_missing_splits(dataset: ImportedDataset, problem: Problem, needed: dict[str, list[str]]) -> None:
+    """A split the dataset lacks is generated, unless the problem cannot generate: then one line.
 
     ``needed`` maps each split to the methods (or "the search") that need it, for the message."""
     missing = [s for s in needed if s not in dataset.splits]
@@ -336,7 +336,6 @@ def missing_splits(dataset: ImportedDataset, problem: Problem, needed: dict[str,
         raise SibclError(f"dataset {dataset.folder.name!r} has no split {split!r}, which {' and '.join(needed[split])} "
                          f"needs, and --problem {problem.name} cannot generate data: import it "
                          f"(python -m sibcl_ray.import --split {split} …)")
-    return missing
 
 
 def dataset_for_run(root: Path, name: str, problem: Problem, preset: Any, needed: dict[str, list[str]],
@@ -345,5 +344,5 @@ def dataset_for_run(root: Path, name: str, problem: Problem, preset: Any, needed
     the preset sized by it. ``needed``: split → what needs it (named in a refusal); ``budgets``:
     the label budgets the run fine-tunes with."""
     dataset = open_dataset(root, name, problem)
-    missing_splits(dataset, problem, needed)
+    refuse_missing_splits(dataset, problem, needed)
     return dataset, sized_preset(preset, dataset, set(needed), budgets)

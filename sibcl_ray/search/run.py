@@ -271,8 +271,8 @@ def _prepare_data(settings: SearchSettings) -> GenerationReport:
     data = prepare(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed,
                    preset.shard_size, settings.dataset)
     computed = sum(data.samples_computed.values())
-    if data.imported is not None:
-        own = [s for s in counts if data.paths[s] and str(data.paths[s][0]).startswith(str(data.imported))]
+    if settings.dataset is not None:
+        own = [s for s in counts if s in settings.dataset.splits]
         print(f"data: {', '.join(f'{s} {data.counts[s]}' for s in own)} imported from {data.imported}", flush=True)
     print(f"data: {data.root} ({computed} samples computed in {data.seconds:.1f} s"
           + (f", {data.samples_per_second:.1f} samples/s)" if computed else ", all reused)"), flush=True)
