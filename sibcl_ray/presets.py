@@ -1,4 +1,5 @@
-"""Run sizes: ``smoke`` (tests), ``quick`` (the laptop default), ``paper`` (the reference's).
+"""Run sizes: ``smoke`` (tests), ``quick`` (the laptop default), ``curve`` (the whole
+label-efficiency curve on a laptop, a few hours) and ``paper`` (the reference's).
 
 A preset fixes data sizes, epochs, model size and the trial budget; the searched knobs
 (temperature, augmentation strength, mixing ratio, learning rates, batch size) come from
@@ -101,6 +102,13 @@ PRESETS: dict[str, Preset] = {
         name="quick", n_unlabeled=2000, n_surrogate=1000, n_train_pool=200, n_val=500, n_test=400,
         nsam=100, num_samples=6, pretrain_epochs=6, finetune_epochs=30, model_size="small",
         grace_period=8, bench_nsam=(50, 100, 200), bench_seeds=2,
+    ),
+    # the full label-efficiency curve on a 2-core machine (issue #15): the paper's budgets and pool,
+    # half its unlabeled and surrogate sets, the small model; fine-tuned from two pretraining checkpoints
+    "curve": Preset(
+        name="curve", n_unlabeled=10000, n_surrogate=5000, n_train_pool=3200, n_val=500, n_test=2000,
+        nsam=100, num_samples=8, pretrain_epochs=20, finetune_epochs=40, model_size="small",
+        grace_period=8, bench_seeds=3, bench_checkpoints=(0.5, 1.0),
     ),
     "paper": Preset(
         name="paper", n_unlabeled=20000, n_surrogate=10000, n_train_pool=3200, n_val=500, n_test=2000,

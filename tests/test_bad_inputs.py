@@ -22,7 +22,7 @@ SPACE_BAD_START = "temperature: {type: loguniform, low: 0.03, high: 1.0}\nstart:
 # {file} a regular file in it, {space_unknown}/{space_low_high}/{config_dist} files holding the texts above.
 CATALOGUE = [
     ("tune", ["--problem", "maxwell"], "error: unknown problem 'maxwell': allowed values are phc, tise"),
-    ("tune", ["--problem", "phc", "--preset", "huge"], "error: unknown preset 'huge': allowed values are smoke, quick, paper"),
+    ("tune", ["--problem", "phc", "--preset", "huge"], "error: unknown preset 'huge': allowed values are smoke, quick, curve, paper"),
     ("tune", ["--problem", "phc", "--nsam", "0"], "error: --nsam 0 is out of range: preset 'quick' has a labelled pool of 1..200"),
     ("tune", ["--problem", "phc", "--nsam", "5000"], "error: --nsam 5000 is out of range"),
     ("tune", ["--problem", "phc", "--num-samples", "0"], "error: --num-samples 0 must be at least 1"),
@@ -57,7 +57,8 @@ CATALOGUE = [
     ("generate", ["--problem", "phc", "--splits", "training"], "error: --splits: unknown split 'training': allowed values are unlabeled, surrogate, train, val, test"),
     ("generate", ["--problem", "tise", "--label", "bands"], "error: --label bands is not an option of --problem 'tise'; it applies to --problem"),
     ("generate", ["--problem", "phc", "--data-dir", "{file}"], "error: --data-dir {file}: {file} is a file, not a folder"),
-    ("benchmark", ["--problem", "phc", "--methods", "sibcl,byol"], "error: unknown method 'byol': allowed values are sibcl, ssl, tl, tl-i, sl, sl-i"),
+    ("benchmark", ["--problem", "phc", "--methods", "sibcl,byol"], "error: unknown method 'byol': allowed values are sibcl, ssl, tl, tl-i, sl, sl-i, sibcl-al, ssl-al"),
+    ("benchmark", ["--problem", "phc", "--methods", "sibcl-al", "--nsam", "5000"], "error: --nsam 5000: sibcl-al picks its labels from the unlabeled pool of 2000 inputs; give budgets up to that"),
     ("benchmark", ["--problem", "phc", "--nsam", "50,lots"], "error: --nsam '50,lots' is not a comma-separated list of integers"),
     ("benchmark", ["--problem", "phc", "--seeds", "0"], "error: --seeds 0 must be at least 1"),
     ("benchmark", ["--problem", "phc", "--config", "{config_dist}"], "error: --config {config_dist}: key 'temperature' is a distribution"),

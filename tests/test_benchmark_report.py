@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sibcl_ray.benchmark.report import aggregate, label_savings, markdown_table, plot, write_report
+from sibcl_ray.benchmark.report import (aggregate, label_savings, markdown_table, plot, selection_savings,
+                                        write_report)
 
 
 def _cell(method: str, nsam: int, seed: int, test_error: float, val_error: float | None = None) -> dict:
@@ -97,6 +98,21 @@ def test_label_savings_takes_first_crossing_of_non_monotone_curve() -> None:
     assert 100 < entry["labels_needed"] < 200
 
 
+def test_selection_savings_against_the_twin_at_the_two_smallest_budgets() -> None:
+    # random labelling: e = 0.2 (n/50)^-1/2; picked labels: e = 0.1 (n/50)^-1/2, i.e. as good as 4× the labels
+    results = _power_law_results({"sibcl": (0.2, 0.5, [50, 100, 200, 400, 800]),
+                                  "sibcl-al": (0.1, 0.5, [50, 100, 200]), "sl": (0.4, 0.5, [50, 800])})
+    savings = selection_savings(results)
+    assert list(savings) == ["sibcl-al"] and list(savings["sibcl-al"]) == ["50", "100"]
+    for n, entry in savings["sibcl-al"].items():
+        assert entry["twin"] == "sibcl" and entry["reference_nsam"] == int(n)
+        assert entry["target_error"] == pytest.approx(0.1 * (int(n) / 50) ** -0.5)
+        assert entry["savings"] == pytest.approx(4.0) and entry["labels_needed"] == pytest.approx(4 * int(n))
+    assert "sibcl-al" not in label_savings(results)  # SIB-CL's own savings table lists only baselines
+    assert "| sibcl-al | 50 | 0.100 | sibcl | 200 labels (4.0×) |" in markdown_table(results, None, savings)
+    assert selection_savings(_power_law_results({"sibcl-al": (0.1, 0.5, [50])})) == {}  # no twin, no row
+
+
 def test_label_savings_needs_reference() -> None:
     with pytest.raises(ValueError, match="sibcl"):
         label_savings(aggregate([_cell("sl", 50, 0, 0.1)]))
@@ -143,7 +159,7 @@ def test_write_report_outputs(tmp_path: Path) -> None:
     returned = write_report(cells, out, "power law")
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert returned == saved
-    assert set(saved) == {"title", "reference", "aggregate", "savings", "cells"}
+    assert set(saved) == {"title", "reference", "aggregate", "savings", "selection_savings", "cells"}
     assert list(saved["aggregate"]) == ["sibcl", "sl"] and len(saved["cells"]) == len(cells)
     assert 100 < saved["savings"]["sl"]["labels_needed"] < 400
     markdown = (out / "results.md").read_text(encoding="utf-8")

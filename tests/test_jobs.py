@@ -132,7 +132,8 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
     assert {t["outcome"] for t in trials} <= {"completed", "stopped_by_asha"}
     resumed_runs = [state["resumed_at"] for state in map(readable_state, out.glob("tune/*/*/checkpoint_*"))
                     if state and state["resumed_at"]]
-    assert resumed_runs and all(r[0] >= 1 for r in resumed_runs)  # continued, not restarted
+    assert resumed_runs and all(r[0] >= 1 for r in resumed_runs), (  # continued, not restarted
+        f"epochs at the stop: {epochs}\nfirst job:\n{logs[-2500:]}\nresumed job:\n{resumed.stdout[-2500:]}")
 
     # the stored study survived the stop: Optuna's own client finds every trial once, in its true state
     study = optuna.load_study(study_name=summary["study"]["name"],

@@ -39,7 +39,7 @@ def test_run_config_repeats_the_run_exactly(tmp_path: Path, name: str, problem: 
 
 @pytest.mark.parametrize("text, message", [
     ("n_unlabeld: 3\n", "unknown key 'n_unlabeld'; allowed: base, name, n_unlabeled"),
-    ("base: huge\n", "base 'huge' is not a preset; allowed: smoke, quick, paper"),
+    ("base: huge\n", "base 'huge' is not a preset; allowed: smoke, quick, curve, paper"),
     ("n_val: -1\n", "n_val -1 must be an integer ≥ 1"),
     ("n_val: 2.5\n", "n_val 2.5 must be an integer ≥ 1"),
     ("n_val: true\n", "n_val True must be an integer ≥ 1"),

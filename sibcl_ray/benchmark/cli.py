@@ -3,11 +3,14 @@
     python -m sibcl_ray.benchmark --problem phc                         # quick preset, every method
     python -m sibcl_ray.benchmark --problem tise --dim 2 --methods sibcl,sl --nsam 50,100 --seeds 3
     python -m sibcl_ray.benchmark --problem phc --dataset mine --config best_config.yaml --export
+    python -m sibcl_ray.benchmark --problem phc --methods sibcl,sibcl-al --selection typiclust   # active labelling
 
 Every method of SIB-CL and its baselines (``sibcl, ssl, tl, tl-i, sl, sl-i``; docs/method.md) runs in
 one harness: the same encoder, fine-tuning, validation-based model selection and whole-test-set
 evaluation. Each pretraining method pretrains once, and that encoder is fine-tuned for every label
-budget and seed; each run is a Ray task (``benchmark.run``) sized by the shared resource policy
+budget and seed. ``sibcl-al`` and ``ssl-al`` share the pretraining of ``sibcl`` and ``ssl`` but pick
+the inputs to label from the unlabeled pool by their embeddings (``--selection``) and solve them
+on demand, to compare with random labelling at equal budgets; each run is a Ray task (``benchmark.run``) sized by the shared resource policy
 (``resources``), so cells run side by side on every free CPU or GPU.
 
 Resumable: a finished cell is a JSON file under ``<output>/cells`` and is never rerun; an
@@ -27,7 +30,11 @@ from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.resources import ResourceFlags, add_resource_arguments
 from sibcl_ray.search.space import check_batches_split, read_search_file
+from sibcl_ray.learning.selection import STRATEGIES
 from sibcl_ray.train.methods import METHODS, get_method
+
+#: What ``--methods`` runs by default: SIB-CL and the baselines of the paper (not the ``-al`` variants).
+DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if not method.selects)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "Writes results.json, results.md (table + label savings of SIB-CL) and label_efficiency.png.",
     )
     add_problem_arguments(parser)
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)} (default all)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"comma-separated, from: {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
+                             "the -al methods pick the inputs they label, see --selection)")
+    parser.add_argument("--selection", default="typiclust", choices=sorted(STRATEGIES),
+                        help="how sibcl-al and ssl-al pick the inputs to label from the unlabeled pool by their "
+                             "pretrained embeddings: typiclust (most typical input of each k-means cluster; default) or "
+                             "kcenter (greedy farthest-point)")
     parser.add_argument("--nsam", help="comma-separated label budgets (default: the preset's, e.g. 50,100,200 for quick)")
     parser.add_argument("--seeds", type=int, help="fine-tuning seeds per budget (default: the preset's)")
     parser.add_argument("--preset", default="quick", help=f"run size: one of {', '.join(PRESETS)} (default quick), or a YAML file of preset fields "
@@ -91,6 +104,22 @@ def load_hparams(path: Path | None) -> dict[str, Any]:
     return values
 
 
+def _check_selecting(methods: tuple[str, ...], nsams: tuple[int, ...], pool: int, problem: str,
+                     options: dict[str, Any]) -> None:
+    """An active-labelling method needs the problem's solver and a pool larger than its budgets."""
+    selecting = [m for m in methods if get_method(m).selects]
+    if not selecting:
+        return
+    from sibcl_ray.problems import problem_class
+
+    if not problem_class(problem).generates:
+        raise SibclError(f"--methods {selecting[0]}: active labelling solves the labels it picks, and problem "
+                         f"{problem!r} has no solver (its data comes from files); use {get_method(selecting[0]).twin}")
+    if max(nsams) > pool:
+        raise SibclError(f"--nsam {max(nsams)}: {selecting[0]} picks its labels from the unlabeled pool of {pool} "
+                         "inputs; give budgets up to that")
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_main(run, build_parser(), argv)
 
@@ -108,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if seeds < 1:
         raise SibclError(f"--seeds {seeds} must be at least 1")
     hparams = load_hparams(args.config)
+    _check_selecting(methods, nsams, preset.n_unlabeled, args.problem, options)
     dataset = None
     if args.dataset is not None:
         from sibcl_ray.data.imported import dataset_for_run
@@ -146,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             problem=args.problem, problem_options=options, preset=preset, cells=cells, hparams=hparams,
             output=output, data_root=args.data_dir.expanduser(), seed=args.seed, max_concurrent=plan.concurrent,
             workers=flags.workers, cpus_per_worker=flags.cpus_per_worker, gpus_per_worker=plan.gpus_per_worker,
-            export=args.export, dataset=dataset,
+            export=args.export, dataset=dataset, selection=args.selection,
         )
     finally:
         ray.shutdown()

@@ -8,6 +8,8 @@ of the paper looks at:
   method and label budget (JSON-friendly: nsam keys are strings);
 - :func:`label_savings`: how many labels each baseline needs to match SIB-CL's
   error at SIB-CL's smallest budget, the headline "N× fewer labels" number;
+- :func:`selection_savings`: how many randomly drawn labels a method needs to match its
+  active-labelling variant (``<method>-al``) at that variant's two smallest budgets;
 - :func:`markdown_table` and :func:`plot`: the table and the log–log figure;
 - :func:`write_report`: all of it into ``results.json``, ``results.md`` and
   ``label_efficiency.png``.
@@ -31,19 +33,23 @@ Results = dict[str, dict[str, dict[str, Any]]]
 
 #: Table and legend order: the full method, then its ablations: no surrogate (ssl), no contrastive
 #: pretraining (tl, tl-i), neither (sl, sl-i).
-CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "ssl", "tl", "tl-i", "sl", "sl-i")
+CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "sibcl-al", "ssl", "ssl-al", "tl", "tl-i", "sl", "sl-i")
+#: An active-labelling variant is named ``<its random-labelling twin>-al``.
+SELECTING_SUFFIX = "-al"
 
 #: Fixed colour and marker per method, so every figure of a project reads the same way.
 _STYLE: dict[str, tuple[str, str]] = {
     "sibcl": ("#d62728", "o"),
+    "sibcl-al": ("#ff7f0e", "*"),
     "ssl": ("#9467bd", "D"),
+    "ssl-al": ("#e377c2", "d"),
     "tl": ("#1f77b4", "s"),
     "tl-i": ("#17becf", "^"),
     "sl": ("#7f7f7f", "v"),
     "sl-i": ("#2ca02c", "P"),
 }
 _EXTRA_STYLES: tuple[tuple[str, str], ...] = (
-    ("#ff7f0e", "X"), ("#8c564b", "h"), ("#e377c2", "*"), ("#bcbd22", "<"), ("#000000", ">"),
+    ("#8c564b", "h"), ("#bcbd22", "<"), ("#000000", ">"), ("#7b4173", "X"),
 )
 
 
@@ -160,13 +166,37 @@ def label_savings(results: Results, reference: str = "sibcl") -> dict[str, dict[
     n0, target = int(ref_nsam[0]), float(ref_error[0])
     savings = {}
     for method in sorted(results, key=_method_key):
-        if method == reference:
+        if method == reference or method.endswith(SELECTING_SUFFIX):  # those compare with their twin instead
             continue
         nsam, error = _curve(results[method])
         if target <= 0 or np.any(error <= 0):
             raise ValueError(f"errors must be positive for log–log interpolation ({reference} vs {method})")
         savings[method] = {"reference": reference, **_saving_entry(nsam, error, target, n0)}
     return savings
+
+
+def selection_savings(results: Results, budgets: int = 2) -> dict[str, dict[str, dict[str, Any]]]:
+    """Labels a random-labelling method needs to match its active-labelling variant.
+
+    For every ``<twin>-al`` whose twin is in ``results`` and each of the variant's
+    ``budgets`` smallest label budgets n: the twin's labels needed to reach the variant's
+    mean test error at n (first crossing, log–log interpolated, as :func:`label_savings`)
+    and ``savings = labels_needed / n``. Returns ``{variant: {str(n): entry}}``, entries with
+    the keys of :func:`label_savings`' plus ``twin``.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for method in sorted(results, key=_method_key):
+        twin = method[: -len(SELECTING_SUFFIX)]
+        if not method.endswith(SELECTING_SUFFIX) or twin not in results:
+            continue
+        ref_nsam, ref_error = _curve(results[method])
+        nsam, error = _curve(results[twin])
+        if np.any(error <= 0) or np.any(ref_error <= 0):
+            raise ValueError(f"errors must be positive for log–log interpolation ({method} vs {twin})")
+        out[method] = {str(int(n)): {"twin": twin, "reference": method,
+                                     **_saving_entry(nsam, error, float(e), int(n))}
+                       for n, e in list(zip(ref_nsam, ref_error))[:budgets]}
+    return out
 
 
 def _saving_entry(nsam: np.ndarray, error: np.ndarray, target: float, n0: int) -> dict[str, Any]:
@@ -208,12 +238,14 @@ def _seed_count_note(results: Results) -> str:
     return f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
 
 
-def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None = None) -> str:
+def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None = None,
+                   selection: dict[str, dict[str, dict[str, Any]]] | None = None) -> str:
     """Test error table (methods × nsam, best per column in bold), then optional savings.
 
     Cells read ``mean ± std``; a method that did not try a budget shows ``—``. Ties for
     the best mean are all bold. With ``savings`` (from :func:`label_savings`) a second
-    table gives each baseline's labels needed to match the reference.
+    table gives each baseline's labels needed to match the reference, and with ``selection``
+    (from :func:`selection_savings`) a third the savings of picking labels over drawing them.
     """
     columns = _nsam_columns(results)
     methods = sorted(results, key=_method_key)
@@ -239,7 +271,20 @@ def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None =
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     if savings:
         lines += ["", *_savings_lines(savings)]
+    if selection:
+        lines += ["", *_selection_lines(selection)]
     return "\n".join(lines) + "\n"
+
+
+def _selection_lines(selection: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The "labels picked vs drawn" table: one row per active-labelling variant and budget."""
+    lines = ["Active labelling: randomly drawn labels each twin needs to reach its -al variant's mean test error "
+             "at that budget (log–log interpolation; > 1× means picking saved labels).", "",
+             "| variant | budget | its error | twin | labels the twin needs (× budget) |", "|---|---:|---:|---|---|"]
+    for method, per_budget in selection.items():
+        lines += [f"| {method} | {n} | {e['target_error']:#.3g} | {e['twin']} | {e['text']} |"
+                  for n, e in per_budget.items()]
+    return lines
 
 
 def _savings_lines(savings: dict[str, dict[str, Any]]) -> list[str]:
@@ -286,6 +331,7 @@ def plot(results: Results, path: Path, title: str) -> None:
         ax.errorbar(
             nsam, mean, yerr=std, label=method, color=colour, marker=marker,
             linewidth=2.6 if emphasised else 1.4, markersize=8 if emphasised else 6,
+            linestyle="--" if method.endswith(SELECTING_SUFFIX) else "-",  # picked labels: dashed beside its twin
             capsize=3, elinewidth=1.0, zorder=3 if emphasised else 2,
         )
     ax.set_xscale("log")
@@ -315,7 +361,7 @@ def write_report(cells: list[dict[str, Any]], output: Path, title: str,
     """Write ``results.json``, ``results.md`` and ``label_efficiency.png`` into ``output``.
 
     Returns (and saves as ``results.json``) ``{"title", "reference", "aggregate",
-    "savings", "cells"}``: the :func:`aggregate` output is nested under ``"aggregate"``
+    "savings", "selection_savings", "cells"}``: the :func:`aggregate` output is nested under ``"aggregate"``
     rather than merged at the top level, so no method name can collide with the other
     keys. ``savings`` is ``{}`` when no ``sibcl`` cells were run. The returned dict is the
     file read back, so it holds plain JSON types even if the cells held NumPy scalars.
@@ -327,11 +373,13 @@ def write_report(cells: list[dict[str, Any]], output: Path, title: str,
     output.mkdir(parents=True, exist_ok=True)
     results = aggregate(cells)
     savings = label_savings(results) if "sibcl" in results else {}
-    report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings, "cells": cells,
-              **(extra or {})}
+    selection = selection_savings(results)
+    report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings,
+              "selection_savings": selection, "cells": cells, **(extra or {})}
     text = json.dumps(report, indent=2, default=_json_default, ensure_ascii=False)
     (output / "results.json").write_text(text + "\n", encoding="utf-8")
-    markdown = f"# {title}\n\n{markdown_table(results, savings)}\n![label efficiency](label_efficiency.png)\n"
+    markdown = (f"# {title}\n\n{markdown_table(results, savings, selection)}\n"
+                "![label efficiency](label_efficiency.png)\n")
     (output / "results.md").write_text(markdown, encoding="utf-8")
     plot(results, output / "label_efficiency.png", title)
     return json.loads((output / "results.json").read_text(encoding="utf-8"))

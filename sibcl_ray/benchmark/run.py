@@ -5,6 +5,9 @@ holds the worker's CPUs (and GPU); with several workers per run the task is a dr
 a trial-driver slot (no CPU) and fits its own TorchTrainer, so Ray schedules the Train workers
 of many runs side by side. A cell is submitted as soon as the pretraining of its method has
 finished; Ray retries a task whose process died, and the run resumes from its last checkpoint.
+An active-labelling method (``sibcl-al``, ``ssl-al``) shares its twin's pretraining; once that
+has finished, one task picks and labels its inputs for every budget (``benchmark.selection``)
+and its cells fine-tune on those.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.benchmark.report import write_report
+from sibcl_ray.benchmark.selection import select_and_label
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.problems import get_problem
@@ -32,6 +36,8 @@ from sibcl_ray.provenance import provenance
 from sibcl_ray.resources import run_resources, task_options
 from sibcl_ray.train.checkpoints import load_state, readable_state, selected_weights
 from sibcl_ray.train.methods import get_method
+from sibcl_ray.data.datasets import split_dataset
+from sibcl_ray.data.shards import read_split
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
 
@@ -140,19 +146,23 @@ def export_cell(record: dict[str, Any], folder: Path, problem: str, problem_opti
 def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Preset, cells: list[Any],
                   hparams: dict[str, Any], output: Path, data_root: Path, seed: int, max_concurrent: int,
                   workers: int, cpus_per_worker: float, gpus_per_worker: float,
-                  export: bool = False, dataset: ImportedDataset | None = None) -> dict[str, Any]:
+                  export: bool = False, dataset: ImportedDataset | None = None,
+                  selection: str = "typiclust") -> dict[str, Any]:
     """Run (or finish) every cell and write results.json, results.md and the plot; with
-    ``export`` also every cell's model folder in ``<output>/models/<cell>``."""
+    ``export`` also every cell's model folder in ``<output>/models/<cell>``. Active-labelling
+    cells pick their labels by ``selection`` (a ``learning.selection`` strategy)."""
     start = time.perf_counter()
     methods = sorted({c.method for c in cells})
-    pretraining = [m for m in methods if get_method(m).pretrains]
+    pretraining = sorted({get_method(m).pretraining for m in methods if get_method(m).pretrains})
     sizes = preset.split_counts()
     needed = {"val", "test"} | {s for m in pretraining for s in get_method(m).needs()}
-    counts = {s: n for s, n in sizes.items() if s in needed} | {"train": max(c.nsam for c in cells)}
+    # the labelled pool is drawn at random: as large as the largest budget of a method that does not pick its labels
+    drawn = {c.nsam for c in cells if not get_method(c.method).selects}
+    counts = {s: n for s, n in sizes.items() if s in needed} | ({"train": max(drawn)} if drawn else {})
     data = prepare(problem, problem_options, counts, data_root, seed, preset.shard_size, dataset)
     base = RunSpec(
         problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,
-        pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts["train"],
+        pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts.get("train", 0),
         seed=seed, splits={s: ([str(p) for p in ps], data.counts[s]) for s, ps in data.paths.items()},
         storage_path=str(output / "train"), experiment="benchmark", pretrain_steps=preset.contrastive_steps(),
         surrogate_steps=preset.surrogate_supervised_steps(), num_workers=workers,
@@ -165,7 +175,7 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     # every split read once into the object store; the labelled pool once per label budget
     # (arrays put in the object store once when runs train in place, Ray Data blocks otherwise)
     shared = trial_data(base, tuple(s for s in base.splits if s not in ("test", "train")))
-    train_sets = {n: trial_data(replace(base, nsam=n), ("train",))["train"] for n in sorted({c.nsam for c in cells})}
+    train_sets = {n: trial_data(replace(base, nsam=n), ("train",))["train"] for n in sorted(drawn)}
     if base.trains_in_place:
         shared = {split: ray.put(arrays) for split, arrays in shared.items()}
         train_sets = {n: ray.put(arrays) for n, arrays in train_sets.items()}
@@ -176,7 +186,11 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     bar = tqdm(total=len(cells), initial=len(finished), unit="cell", desc=f"benchmark {problem}")
     # Pretraining runs first, then cells as their encoders become ready; at most max_concurrent
     # Train runs exist at once (each holds a driver task and a Train controller while it waits).
-    queue: list[tuple[str, Any]] = [("pretrain", m) for m in pretraining if any(c.method == m for c in todo)]
+    select_task = ray.remote(select_and_label).options(num_cpus=1, max_retries=2, retry_exceptions=False)
+    pretrained_by: dict[str, list[tuple[int, str]]] = {}
+    picked: dict[tuple[str, int], dict[str, Any]] = {}  # (method, nsam) → its pick of labelled inputs
+    queue: list[tuple[str, Any]] = [("pretrain", m) for m in pretraining
+                                    if any(get_method(c.method).pretraining == m for c in todo)]
     queue += [("cell", (c, None)) for c in todo if not get_method(c.method).pretrains]
     pending: dict[Any, tuple[str, Any]] = {}
     while queue or pending:
@@ -186,12 +200,22 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
                 job = replace(base, method=what, finetune_epochs=0, nsam=0, keep_epochs=preset.checkpoint_epochs())
                 name = f"pretrain-{what}-s{seed}" + ("" if len(job.keep_epochs) == 1 else "-ckpts")
                 pending[pretrain_task.remote(job, {}, name, shared)] = (kind, what)
+            elif kind == "select":
+                budgets = tuple(sorted({c.nsam for c in todo if c.method == what}))
+                checkpoint = pretrained_by[get_method(what).pretraining][-1][1]  # the encoder at the end
+                ref = select_task.remote(problem, problem_options, preset.model_size, checkpoint,
+                                         [str(p) for p in data.paths["unlabeled"]], data.counts["unlabeled"],
+                                         selection, budgets, seed, str(output / "selected" / f"{what}-s{seed}"),
+                                         preset.shard_size)
+                pending[ref] = (kind, what)
             else:
                 cell, pretrained = what
                 job = replace(base, method=cell.method, nsam=cell.nsam, seed=cell.seed, pretrain_epochs=0)
                 tries = cell_tries(cell, pretrained, len(preset.checkpoint_epochs()))
+                train = picked[cell.method, cell.nsam]["arrays"] if get_method(cell.method).selects \
+                    else train_sets[cell.nsam]
                 ref = cell_task.remote(job, {}, tries, preset.model_size, data.paths["test"],
-                                       preset.n_test, {**shared, "train": train_sets[cell.nsam]},
+                                       preset.n_test, {**shared, "train": train},
                                        (data.paths["val"], preset.n_val) if export else None)
                 pending[ref] = (kind, cell)
         ready, _ = ray.wait(list(pending), num_returns=1)
@@ -200,10 +224,27 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         if kind == "pretrain":
             tqdm.write(f"pretrained {what}: {value[-1][1]}" + (f" (and epochs {', '.join(str(e) for e, _ in value[:-1])})"
                                                              if len(value) > 1 else ""))
-            queue += [("cell", (c, value)) for c in todo if c.method == what]
+            pretrained_by[what] = value
+            mine = [c for c in todo if get_method(c.method).pretraining == what]
+            queue += [("cell", (c, value)) for c in mine if not get_method(c.method).selects]
+            queue += [("select", m) for m in sorted({c.method for c in mine if get_method(c.method).selects})]
+            continue
+        if kind == "select":
+            solved = sum(p["labels_solved"] for p in value.values())
+            tqdm.write(f"{what}: picked {', '.join(str(n) for n in value)} inputs by {selection}, solved {solved} labels")
+            for nsam, pick in value.items():
+                arrays = read_split([Path(pick["path"])], nsam)
+                arrays = ray.put(arrays) if base.trains_in_place else split_dataset([Path(pick["path"])], nsam)
+                picked[what, nsam] = {**pick, "arrays": arrays}
+            pretrained = pretrained_by[get_method(what).pretraining]
+            queue += [("cell", (c, pretrained)) for c in todo if c.method == what]
             continue
         arrays = value.pop("arrays", None)
         record = {"method": what.method, "nsam": what.nsam, "seed": what.seed, **value}
+        if get_method(what.method).selects:
+            pick = picked[what.method, what.nsam]
+            record["selection"] = {"strategy": pick["strategy"], "labels": pick["path"],
+                                   "labels_solved": pick["labels_solved"]}
         if export and "stopped_reason" not in value:
             export_cell(record, output / "models" / what.name, problem, problem_options, preset, arrays,
                         data.paths["test"], data.paths["val"])

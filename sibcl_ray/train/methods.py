@@ -1,4 +1,7 @@
-"""SIB-CL and its baselines as four switches of one training loop (docs/method.md "Baselines")."""
+"""SIB-CL and its baselines as four switches of one training loop (docs/method.md "Baselines"),
+and the active-labelling variants of the two contrastive methods (``sibcl-al``, ``ssl-al``):
+the same pretraining, then the labelled inputs picked by their embeddings
+(``learning.selection``) instead of drawn at random."""
 
 from __future__ import annotations
 
@@ -20,6 +23,16 @@ class Method:
     surrogate_supervised: bool
     #: Invariance augmentation of labelled inputs (surrogate pretraining and fine-tuning).
     augment_labelled: bool
+    #: Active labelling: after pretraining, the ``nsam`` inputs to label are picked from the
+    #: unlabeled pool by their embeddings and solved on demand (``benchmark.selection``).
+    selects: bool = False
+    #: The method whose pretraining this one shares (an ``-al`` variant's random-labelling twin).
+    twin: str | None = None
+
+    @property
+    def pretraining(self) -> str:
+        """The name its pretraining run is kept under: shared with its twin."""
+        return self.twin or self.name
 
     @property
     def pretrains(self) -> bool:
@@ -44,6 +57,10 @@ METHODS: dict[str, Method] = {
         Method("tl-i", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True, augment_labelled=True),
         Method("sl", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False, augment_labelled=False),
         Method("sl-i", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False, augment_labelled=True),
+        Method("sibcl-al", contrastive=True, contrastive_surrogate=True, surrogate_supervised=True,
+               augment_labelled=False, selects=True, twin="sibcl"),
+        Method("ssl-al", contrastive=True, contrastive_surrogate=False, surrogate_supervised=False,
+               augment_labelled=False, selects=True, twin="ssl"),
     )
 }
 
