@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
     # half its unlabeled and surrogate sets, the small model; fine-tuned from two pretraining checkpoints
     "curve": Preset(
         name="curve", n_unlabeled=10000, n_surrogate=5000, n_train_pool=3200, n_val=500, n_test=2000,
-        nsam=100, num_samples=8, pretrain_epochs=20, finetune_epochs=40, model_size="small",
+        nsam=100, num_samples=8, pretrain_epochs=20, finetune_epochs=30, model_size="small",
         grace_period=8, bench_seeds=3, bench_checkpoints=(0.5, 1.0),
     ),
     "paper": Preset(

@@ -105,6 +105,9 @@ def test_active_labelling_picks_unlabeled_inputs_solves_them_and_reports_against
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "sibcl-al: picked 20, 40 inputs by kcenter, solved 40 labels" in done.stdout + done.stderr
     assert sorted(p.name for p in (out / "train").glob("pretrain-*")) == ["pretrain-sibcl-s0"]  # shared
+    last = load_state(sorted((out / "train" / "pretrain-sibcl-s0").glob("checkpoint_*"))[-1])
+    assert [h["epochs_done"] for h in last["history"]] == [1, 2]  # every epoch's numbers, kept with the run
+    assert all(math.isfinite(h["contrastive_loss"]) and h["contrastive_loss"] > 0 for h in last["history"])
 
     unlabeled = read_split(sorted(data.glob("*/unlabeled/shard-*.parquet")), 10_000)
     held_out = np.concatenate([read_split(sorted(data.glob(f"*/{s}/shard-*.parquet")), 10_000)["x"]

@@ -226,8 +226,9 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
                                                              if len(value) > 1 else ""))
             pretrained_by[what] = value
             mine = [c for c in todo if get_method(c.method).pretraining == what]
+            # picks first: their label tasks then run beside the random-labelling cells
+            queue[:0] = [("select", m) for m in sorted({c.method for c in mine if get_method(c.method).selects})]
             queue += [("cell", (c, value)) for c in mine if not get_method(c.method).selects]
-            queue += [("select", m) for m in sorted({c.method for c in mine if get_method(c.method).selects})]
             continue
         if kind == "select":
             solved = sum(p["labels_solved"] for p in value.values())

@@ -89,7 +89,8 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
     seeds = max(1, int(config.get("finetune_seeds", 1)))
     pre_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
     state: dict[str, Any] = {"epochs_done": 0, "best_val": math.inf, "best_epoch": -1, "best_model": None,
-                             "resumed_at": [], "seed_best_val": [math.inf] * seeds, "seed_best_epoch": [-1] * seeds}
+                             "resumed_at": [], "seed_best_val": [math.inf] * seeds, "seed_best_epoch": [-1] * seeds,
+                             "history": []}
 
     def generator(replica: int, epochs_done: int) -> torch.Generator:
         return torch.Generator().manual_seed(int(config["seed"]) * 7919 + rank * 104729 + epochs_done
@@ -146,6 +147,10 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
             return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
             record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
+        # every epoch's numbers travel in the checkpoint: whether the contrastive loss has flattened
+        # is read from the last one (``history``), also for runs outside Tune (a benchmark's)
+        state["history"] = [*state["history"], {k: v for k, v in metrics.items()
+                                                if isinstance(v, (int, float)) and not isinstance(v, bool)}]
         _report(where, metrics, pre_opt, replicas, state, config)
 
 
