@@ -134,4 +134,6 @@ def test_active_labelling_picks_unlabeled_inputs_solves_them_and_reports_against
     assert all(math.isfinite(c["test_error"]) for c in cells.values())
     assert list(results["selection_savings"]["sibcl-al"]) == ["20", "40"]
     assert "Active labelling" in (out / "results.md").read_text()
+    assert [h["epochs_done"] for h in results["pretraining"]["sibcl"]] == [1, 2]  # the run's losses, drawn
+    assert (out / "pretraining_loss.png").stat().st_size > 10_000
     assert len(read_split(sorted(data.glob("*/train/shard-*.parquet")), 10_000)["x"]) == 50  # sibcl's, one shard

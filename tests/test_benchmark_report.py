@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sibcl_ray.benchmark.report import (aggregate, label_savings, markdown_table, plot, selection_savings,
-                                        write_report)
+from sibcl_ray.benchmark.report import (aggregate, curve_slopes, label_savings, markdown_table, plot,
+                                        plot_pretraining, selection_savings, write_report)
 
 
 def _cell(method: str, nsam: int, seed: int, test_error: float, val_error: float | None = None) -> dict:
@@ -113,6 +113,25 @@ def test_selection_savings_against_the_twin_at_the_two_smallest_budgets() -> Non
     assert selection_savings(_power_law_results({"sibcl-al": (0.1, 0.5, [50])})) == {}  # no twin, no row
 
 
+def test_curve_slopes_are_the_power_law_exponents_and_show_where_a_curve_flattens() -> None:
+    cells = [_cell("sl", n, 0, 0.4 * (n / 50) ** -0.5) for n in (50, 200, 800)]
+    cells += [_cell("sibcl", n, 0, e) for n, e in ((50, 0.1), (100, 0.05), (200, 0.05))]
+    slopes = curve_slopes(aggregate(cells))
+    assert slopes["sl"] == pytest.approx({"50-200": -0.5, "200-800": -0.5})
+    assert slopes["sibcl"] == pytest.approx({"50-100": -1.0, "100-200": 0.0})  # flat after 100
+    assert "| sibcl | 50→100: -1.00, 100→200: +0.00 |" in markdown_table(aggregate(cells))
+
+
+def test_pretraining_losses_are_drawn_per_run(tmp_path: Path) -> None:
+    histories = {"sibcl": [{"epochs_done": e, "contrastive_loss": 6 / e, "surrogate_loss": 1 / e} for e in (1, 2, 3)],
+                 "tl": [{"epochs_done": e, "surrogate_loss": 2 / e} for e in (1, 2, 3)]}
+    plot_pretraining(histories, tmp_path / "p.png", "phc: pretraining")
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    report = write_report([_cell("sibcl", 50, 0, 0.1)], tmp_path / "out", "phc: t", pretraining=histories)
+    assert report["pretraining"] == histories and (tmp_path / "out" / "pretraining_loss.png").exists()
+    assert "pretraining_loss.png" in (tmp_path / "out" / "results.md").read_text()
+
+
 def test_label_savings_needs_reference() -> None:
     with pytest.raises(ValueError, match="sibcl"):
         label_savings(aggregate([_cell("sl", 50, 0, 0.1)]))
@@ -124,7 +143,7 @@ def test_markdown_table_bold_best_and_rows() -> None:
     results = aggregate(cells)
     text = markdown_table(results, label_savings(results))
     lines = text.splitlines()
-    table = [line for line in lines if line.startswith("| ")]
+    table = [line for line in text[: text.index("Log–log slope")].splitlines() if line.startswith("| ")]
     assert table[0] == "| method | 50 | 100 |"
     assert len(table) == 1 + 3 + 1 + 2  # header, 3 methods, savings header, 2 baselines
     assert "| sibcl | **0.0812 ± 0.0031** | — |" in lines
@@ -159,7 +178,7 @@ def test_write_report_outputs(tmp_path: Path) -> None:
     returned = write_report(cells, out, "power law")
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert returned == saved
-    assert set(saved) == {"title", "reference", "aggregate", "savings", "selection_savings", "cells"}
+    assert set(saved) == {"title", "reference", "aggregate", "savings", "selection_savings", "slopes", "cells"}
     assert list(saved["aggregate"]) == ["sibcl", "sl"] and len(saved["cells"]) == len(cells)
     assert 100 < saved["savings"]["sl"]["labels_needed"] < 400
     markdown = (out / "results.md").read_text(encoding="utf-8")

@@ -10,6 +10,10 @@ of the paper looks at:
   error at SIB-CL's smallest budget, the headline "N× fewer labels" number;
 - :func:`selection_savings`: how many randomly drawn labels a method needs to match its
   active-labelling variant (``<method>-al``) at that variant's two smallest budgets;
+- :func:`curve_slopes`: the log–log slope of each curve between consecutive budgets, where a
+  curve flattens (slope → 0) and more labels stop paying;
+- :func:`plot_pretraining`: each pretraining run's losses per epoch, whether pretraining was
+  long enough (the contrastive loss flattened);
 - :func:`markdown_table` and :func:`plot`: the table and the log–log figure;
 - :func:`write_report`: all of it into ``results.json``, ``results.md`` and
   ``label_efficiency.png``.
@@ -199,6 +203,20 @@ def selection_savings(results: Results, budgets: int = 2) -> dict[str, dict[str,
     return out
 
 
+def curve_slopes(results: Results) -> dict[str, dict[str, float]]:
+    """``{method: {"n1-n2": slope}}``: d log(error) / d log(nsam) between consecutive budgets.
+
+    A power law error ∝ nsam^-α has slope −α everywhere; a curve that flattens goes to 0
+    (more labels stop helping), a positive slope is a budget that did worse than the one before.
+    """
+    out = {}
+    for method in sorted(results, key=_method_key):
+        nsam, error = _curve(results[method])
+        out[method] = {f"{int(a)}-{int(b)}": float(np.log(e2 / e1) / np.log(b / a))
+                       for a, b, e1, e2 in zip(nsam[:-1], nsam[1:], error[:-1], error[1:]) if e1 > 0 and e2 > 0}
+    return out
+
+
 def _saving_entry(nsam: np.ndarray, error: np.ndarray, target: float, n0: int) -> dict[str, Any]:
     """One baseline's row of :func:`label_savings`."""
     needed = _first_crossing(nsam, error, target)
@@ -273,6 +291,12 @@ def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None =
         lines += ["", *_savings_lines(savings)]
     if selection:
         lines += ["", *_selection_lines(selection)]
+    slopes = {m: per for m, per in curve_slopes(results).items() if per}
+    if slopes:
+        lines += ["", "Log–log slope of each curve between consecutive budgets (a power law e ∝ n^-α has −α; "
+                  "near 0: the curve has flattened).", "", "| method | slope between budgets |", "|---|---|"]
+        lines += [f"| {m} | " + ", ".join(f"{k.replace('-', '→')}: {v:+.2f}" for k, v in per.items()) + " |"
+                  for m, per in slopes.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +373,37 @@ def plot(results: Results, path: Path, title: str) -> None:
     fig.savefig(Path(path), dpi=150)
 
 
+#: Per-epoch losses of a pretraining run that :func:`plot_pretraining` draws, when present.
+PRETRAINING_LOSSES = ("contrastive_loss", "surrogate_loss")
+
+
+def plot_pretraining(histories: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
+    """Each pretraining run's losses against its epoch (one panel per loss), to see whether the
+    contrastive loss has flattened; ``histories`` maps a run's method to its checkpoint ``history``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [k for k in PRETRAINING_LOSSES if any(k in h for runs in histories.values() for h in runs)]
+    fig = Figure(figsize=(5.0 * max(1, len(panels)), 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    methods = sorted(histories, key=_method_key)
+    for ax, key in zip(axes, panels):
+        for method in methods:
+            points = [(h["epochs_done"], h[key]) for h in histories[method] if key in h]
+            if points:
+                colour, marker = _style(method, methods)
+                ax.plot(*zip(*points), color=colour, marker=marker, markersize=4, label=method)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("pretraining epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(True, alpha=0.4)
+        ax.legend(title="pretraining of")
+    fig.suptitle(title)
+    fig.savefig(Path(path), dpi=150)
+
+
 def _json_default(value: Any) -> Any:
     """NumPy scalars and paths (common in benchmark cells) as plain JSON values."""
     if hasattr(value, "item"):
@@ -357,11 +412,13 @@ def _json_default(value: Any) -> Any:
 
 
 def write_report(cells: list[dict[str, Any]], output: Path, title: str,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None,
+                 pretraining: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``results.md`` and ``label_efficiency.png`` into ``output``.
 
     Returns (and saves as ``results.json``) ``{"title", "reference", "aggregate",
-    "savings", "selection_savings", "cells"}``: the :func:`aggregate` output is nested under ``"aggregate"``
+    "savings", "selection_savings", "slopes", "cells"}`` (and ``pretraining``, the runs'
+    per-epoch losses, drawn in ``pretraining_loss.png``, when given): the :func:`aggregate` output is nested under ``"aggregate"``
     rather than merged at the top level, so no method name can collide with the other
     keys. ``savings`` is ``{}`` when no ``sibcl`` cells were run. The returned dict is the
     file read back, so it holds plain JSON types even if the cells held NumPy scalars.
@@ -375,11 +432,15 @@ def write_report(cells: list[dict[str, Any]], output: Path, title: str,
     savings = label_savings(results) if "sibcl" in results else {}
     selection = selection_savings(results)
     report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings,
-              "selection_savings": selection, "cells": cells, **(extra or {})}
+              "selection_savings": selection, "slopes": curve_slopes(results), "cells": cells, **(extra or {})}
+    if pretraining:  # every pretraining run's losses per epoch, and their picture
+        report["pretraining"] = pretraining
+        plot_pretraining(pretraining, output / "pretraining_loss.png", f"{title.split(':')[0]}: pretraining")
     text = json.dumps(report, indent=2, default=_json_default, ensure_ascii=False)
     (output / "results.json").write_text(text + "\n", encoding="utf-8")
     markdown = (f"# {title}\n\n{markdown_table(results, savings, selection)}\n"
-                "![label efficiency](label_efficiency.png)\n")
+                "![label efficiency](label_efficiency.png)\n"
+                + ("\n![pretraining losses](pretraining_loss.png)\n" if pretraining else ""))
     (output / "results.md").write_text(markdown, encoding="utf-8")
     plot(results, output / "label_efficiency.png", title)
     return json.loads((output / "results.json").read_text(encoding="utf-8"))

@@ -27,7 +27,7 @@ from sibcl_ray.data.generate import prepare
 from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
-from sibcl_ray.benchmark.report import write_report
+from sibcl_ray.benchmark.report import PRETRAINING_LOSSES, write_report
 from sibcl_ray.benchmark.selection import select_and_label
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
@@ -69,6 +69,20 @@ def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[s
         raise SibclError(f"pretraining run {run_dir} kept no checkpoint after epoch {missing[0]}: it was made by "
                          "another bench_checkpoints setting; use another --output")
     return [(e, by_epoch[e]) for e in job.keep_epochs]
+
+
+def pretraining_histories(storage_path: str, methods: list[str], seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Each pretraining run's per-epoch numbers (its last readable checkpoint's ``history``),
+    also for runs an earlier invocation finished."""
+    out = {}
+    for method in methods:
+        for name in (f"pretrain-{method}-s{seed}", f"pretrain-{method}-s{seed}-ckpts"):
+            folders = reversed(storage.list_dirs(f"{storage_path}/{name}", "checkpoint_"))
+            last = next((s for s in map(readable_state, folders) if s is not None), None)  # newest readable
+            if last is not None and last.get("history"):
+                out[method] = [{k: v for k, v in h.items() if k in ("epochs_done", *PRETRAINING_LOSSES)}
+                               for h in last["history"]]
+    return out
 
 
 @dataclass(frozen=True)
@@ -270,7 +284,7 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     if not good:
         raise SibclError("every benchmark cell stopped on a non-finite loss; see " + str(cell_dir))
     extra = provenance(seed) | ({"models": str(output / "models")} if export else {})
-    results = write_report(good, output, title, extra)
+    results = write_report(good, output, title, extra, pretraining_histories(base.storage_path, pretraining, seed))
     results["stopped_cells"] = [c for c in finished.values() if "stopped_reason" in c]
     results["wall_s"] = time.perf_counter() - start
     return results
