@@ -8,6 +8,7 @@ and ``python -m sibcl_ray.predict``) and pictures of what it predicts.
 
     python -m sibcl_ray.tune --problem phc                      # quick preset, local Ray
     python -m sibcl_ray.tune --problem tise --dim 3 --tracker mlflow
+    python -m sibcl_ray.tune --problem phc --select typiclust   # labels picked by embedding, not drawn
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
 from sibcl_ray.errors import SearchInterrupted, SibclError
+from sibcl_ray.learning.selection import STRATEGIES
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.resources import ResourceFlags, add_resource_arguments
 from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "5 nearest labelled neighbours in the frozen encoder's features, scored on validation), "
                              "probe_val_error (a ridge probe instead) or val_error (zero-shot error of the "
                              "surrogate-trained predictor); see BENCHMARKS.md for how each ranks trials")
+    parser.add_argument("--select", choices=sorted(STRATEGIES), metavar="STRATEGY",
+                        help="active labelling: before the search, pretrain once with the reference settings, pick "
+                             "the --nsam inputs to label from the unlabeled pool by their embeddings (typiclust or "
+                             "kcenter, as the benchmark's sibcl-al), solve them, and fine-tune every trial on those "
+                             "instead of a random draw (default: a random draw)")
     parser.add_argument("--tracker", action="append", default=[], metavar="NAME",
                         help="also log every trial to an experiment tracker: mlflow (to $MLFLOW_TRACKING_URI, else "
                              "sqlite:///<output>/mlflow.db), wandb or aim, where its package is installed; repeatable. "
@@ -101,6 +108,15 @@ def run(args: argparse.Namespace) -> dict:
         needed = {s: ["the search"] for s in (*get_method("sibcl").needs(), "test")}
         dataset, preset = dataset_for_run(args.data_dir, args.dataset, get_problem(args.problem, **options), preset,
                                           needed, (preset.nsam,))
+    if args.select is not None:
+        from sibcl_ray.problems import problem_class
+
+        if args.dataset is not None or not problem_class(args.problem).generates:
+            raise SibclError(f"--select {args.select}: active labelling solves the labels it picks with the problem's "
+                             "solver; it does not combine with --dataset or a problem without a solver")
+        if preset.nsam > preset.n_unlabeled:
+            raise SibclError(f"--select {args.select}: --nsam {preset.nsam} is more than the unlabeled pool of "
+                             f"{preset.n_unlabeled} inputs it picks from")
     num_samples = args.num_samples if args.num_samples is not None else preset.num_samples
     for flag, value in (("--num-samples", num_samples), ("--finetune-seeds", preset.finetune_seeds)):
         if value < 1:
@@ -138,7 +154,7 @@ def run(args: argparse.Namespace) -> dict:
             data_root=args.data_dir.expanduser(), seed=args.seed, num_samples=num_samples,
             max_concurrent=plan.concurrent, workers_per_trial=flags.workers, cpus_per_worker=flags.cpus_per_worker,
             gpus_per_worker=plan.gpus_per_worker, search=args.search, start=tuple(start), rung_metric=args.rung_metric,
-            trackers=trackers, dataset=dataset,
+            trackers=trackers, dataset=dataset, select=args.select,
         )
         return run_search(settings, resume=args.resume)
     finally:

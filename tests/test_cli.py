@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from sibcl_ray.data.shards import read_split
 from sibcl_ray.train.checkpoints import load_state, readable_state
 
 
@@ -77,3 +78,22 @@ def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(
     assert runs["metrics.val_error"].iloc[0] == pytest.approx(summary["val_error"])
     assert float(runs["params.temperature"].iloc[0]) == pytest.approx(summary["best_config"]["temperature"])
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_search_with_select_fine_tunes_every_trial_on_labels_picked_from_the_unlabeled_pool(tmp_path: Path) -> None:
+    """``--select``: one reference pretraining picks the search's labels from the unlabeled pool, they
+    are solved on demand, and no labelled pool is drawn at all."""
+    out, data = tmp_path / "out", tmp_path / "data"
+    result = _tune("--problem", "phc", "--preset", "smoke", "--num-samples", "1", "--finetune-seeds", "1",
+                   "--select", "kcenter", "--output", str(out), "--data-dir", str(data), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["selection"]["strategy"] == "kcenter" and summary["selection"]["labels_solved"] == 50
+    assert summary["n_trials_completed"] == 1 and 0 < summary["test_error"] < 0.3
+    assert not list(data.glob("*/train"))  # no randomly drawn labelled pool was made
+    picked = read_split([Path(summary["selection"]["labels"])], 50)
+    unlabeled = read_split(sorted(data.glob("*/unlabeled/shard-*.parquet")), 200)
+    record = json.loads(Path(summary["selection"]["labels"]).with_name("selection.json").read_text())
+    assert np.array_equal(picked["x"], unlabeled["x"][record["indices"]]) and len(set(record["indices"])) == 50
+    assert "select: 50 inputs picked by kcenter from the unlabeled pool, 50 labels solved" in result.stdout

@@ -6,7 +6,7 @@ a trial-driver slot (no CPU) and fits its own TorchTrainer, so Ray schedules the
 of many runs side by side. A cell is submitted as soon as the pretraining of its method has
 finished; Ray retries a task whose process died, and the run resumes from its last checkpoint.
 An active-labelling method (``sibcl-al``, ``ssl-al``) shares its twin's pretraining; once that
-has finished, one task picks and labels its inputs for every budget (``benchmark.selection``)
+has finished, one task picks and labels its inputs for every budget (``data.picks``)
 and its cells fine-tune on those.
 """
 
@@ -28,7 +28,7 @@ from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
 from sibcl_ray.benchmark.report import PRETRAINING_LOSSES, write_report
-from sibcl_ray.benchmark.selection import select_and_label
+from sibcl_ray.data.picks import select_and_label
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.problems import get_problem

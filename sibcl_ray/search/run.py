@@ -23,7 +23,7 @@ import json
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from ray.tune.search import ConcurrencyLimiter
 from sibcl_ray import storage
 from sibcl_ray.data.generate import GenerationReport, prepare
 from sibcl_ray.data.imported import ImportedDataset
+from sibcl_ray.data.picks import select_and_label
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.pictures import write_model_pictures
@@ -44,7 +45,7 @@ from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.presets import Preset
 from sibcl_ray.problems import get_problem
 from sibcl_ray.provenance import provenance
-from sibcl_ray.resources import run_resources
+from sibcl_ray.resources import run_resources, task_options
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.outputs import COMPLETED, plot_search, trial_rows, write_best_config, write_trials_csv
 from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
@@ -52,7 +53,7 @@ from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
 from sibcl_ray.train.checkpoints import load_state, selected_weights
-from sibcl_ray.train.runs import RunSpec, evaluate_in_task, trial_data
+from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
 SETTINGS_FILE = "search_settings.json"
 STATUS_FILE = "trial_status.json"
@@ -85,13 +86,17 @@ class SearchSettings:
     #: An imported dataset (``--dataset``) whose splits replace the generated ones; the preset
     #: already carries their sizes.
     dataset: ImportedDataset | None = None
+    #: Active labelling (``--select``): the strategy that picks the trials' labelled inputs, or None
+    #: for the first ``nsam`` of the randomly drawn labelled pool.
+    select: str | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed search to be the same search."""
         return {"problem": self.problem, "problem_options": self.problem_options, "preset": asdict(self.preset),
                 "space": self.space, "seed": self.seed, "num_samples": self.num_samples, "method": self.method,
                 "search": self.search, "start": list(self.start), "rung_metric": self.rung_metric,
-                **({"dataset": str(self.dataset.folder)} if self.dataset is not None else {})}
+                **({"dataset": str(self.dataset.folder)} if self.dataset is not None else {}),
+                **({"select": self.select} if self.select is not None else {})}
 
 
 class _TrialStatuses(tune.Callback):
@@ -187,6 +192,10 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         experiment = f"{prefix}{datetime.now():%Y%m%d-%H%M%S}"
     data = _prepare_data(settings)
     job = _trial_job(settings, data, experiment)
+    pick = None
+    if settings.select is not None:  # every trial fine-tunes on the same picked labels
+        pick = _pick_labels(settings, job)
+        job = replace(job, splits={**job.splits, "train": ([pick["path"]], settings.preset.nsam)})
     read_start = time.perf_counter()
     datasets = trial_data(job)
     print(f"data: {', '.join(f'{s} {job.splits[s][1]}' for s in datasets)} read into the object store once for "
@@ -235,7 +244,10 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "n_trials_error": results.num_errors, "wall_s": round(time.perf_counter() - start, 1),
         "experiment": storage.join(tune_root, experiment), "best_checkpoint": checkpoint, "data": str(data.root),
         **({"imported_dataset": str(data.imported)} if data.imported is not None else {}),
-        "labels_computed": sum(data.samples_computed.values()), "problem_options": settings.problem_options,
+        "labels_computed": sum(data.samples_computed.values()) + (pick["labels_solved"] if pick and not pick.get("reused") else 0),
+        **({"selection": {"strategy": pick["strategy"], "labels": pick["path"], "pool": pick["pool"],
+                          "labels_solved": pick["labels_solved"]}} if pick else {}),
+        "problem_options": settings.problem_options,
         "study": {"name": experiment, "journal": str(settings.output / JOURNAL_FILE)},
         "best_is_reference": _is_reference(best.config, settings.space), "model": str(model_dir),
         "trackers": list(settings.trackers), **provenance(settings.seed),
@@ -266,7 +278,7 @@ def _is_reference(config: dict[str, Any], space: dict[str, Any]) -> bool:
 def _prepare_data(settings: SearchSettings) -> GenerationReport:
     preset = settings.preset
     counts = preset.split_counts()
-    needed = get_method(settings.method).needs()
+    needed = set(get_method(settings.method).needs()) - ({"train"} if settings.select else set())
     counts = {s: n for s, n in counts.items() if s in needed or s == "test"}
     data = prepare(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed,
                    preset.shard_size, settings.dataset)
@@ -277,6 +289,31 @@ def _prepare_data(settings: SearchSettings) -> GenerationReport:
     print(f"data: {data.root} ({computed} samples computed in {data.seconds:.1f} s"
           + (f", {data.samples_per_second:.1f} samples/s)" if computed else ", all reused)"), flush=True)
     return data
+
+
+def _pick_labels(settings: SearchSettings, job: RunSpec) -> dict[str, Any]:
+    """``--select``: pretrain once with the reference settings (in a Ray task, resumable), pick
+    ``nsam`` inputs of the unlabeled pool by that encoder's embeddings and solve their labels
+    (``data.picks``); kept in ``<output>/selected/`` and reused by ``--resume``."""
+    pretraining = replace(job, finetune_epochs=0, nsam=0, num_workers=1, finetune_seeds=1)
+    name = f"select-pretrain-s{settings.seed}"
+    run_dir = storage.join(job.storage_path, name)
+    held = run_resources(True, job.cpus_per_worker, job.gpus_per_worker, ray.cluster_resources())
+    if finished_run_metrics(run_dir, pretraining.total_epochs) is None:
+        print(f"select: pretraining once with the reference settings to pick {settings.preset.nsam} labels "
+              f"by {settings.select} ({name})", flush=True)
+        ray.get(ray.remote(fit_run).options(max_retries=2, retry_exceptions=False, **task_options(held))
+                .remote(pretraining, {}, name))
+    checkpoint = storage.list_dirs(run_dir, "checkpoint_")[-1]
+    picks = ray.get(ray.remote(select_and_label).options(num_cpus=1, max_retries=2, retry_exceptions=False).remote(
+        settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
+        job.splits["unlabeled"][0], job.splits["unlabeled"][1], settings.select, (settings.preset.nsam,),
+        settings.seed, str(settings.output / "selected" / f"search-s{settings.seed}"), settings.preset.shard_size))
+    pick = picks[settings.preset.nsam]
+    print(f"select: {settings.preset.nsam} inputs picked by {settings.select} from the unlabeled pool, "
+          + ("reused" if pick.get("reused") else f"{pick['labels_solved']} labels solved") + f" ({pick['path']})",
+          flush=True)
+    return pick
 
 
 def _trial_job(settings: SearchSettings, data: GenerationReport, experiment: str) -> RunSpec:

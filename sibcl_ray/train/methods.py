@@ -24,7 +24,7 @@ class Method:
     #: Invariance augmentation of labelled inputs (surrogate pretraining and fine-tuning).
     augment_labelled: bool
     #: Active labelling: after pretraining, the ``nsam`` inputs to label are picked from the
-    #: unlabeled pool by their embeddings and solved on demand (``benchmark.selection``).
+    #: unlabeled pool by their embeddings and solved on demand (``data.picks``).
     selects: bool = False
     #: The method whose pretraining this one shares (an ``-al`` variant's random-labelling twin).
     twin: str | None = None

@@ -1,16 +1,17 @@
-"""Active labelling in the benchmark: pick the inputs to label by embedding, solve them with Ray tasks.
+"""Active labelling: pick the inputs to label by embedding, solve them with Ray tasks.
 
-A ``sibcl-al`` (or ``ssl-al``) cell fine-tunes on ``nsam`` inputs picked from the *unlabeled*
-pool — the split pretraining already used, never validation or test — by the pretrained
-encoder's embeddings (``learning.selection``), labelled on demand by the problem's own solver
-in Ray tasks, one per ``shard_size`` inputs. Nothing of the pool's labels is used to pick.
+A ``sibcl-al`` (or ``ssl-al``) benchmark cell, or a search run with ``--select``, fine-tunes on
+``nsam`` inputs picked from the *unlabeled* pool — the split pretraining already used, never
+validation or test — by a pretrained encoder's embeddings (``learning.selection``), labelled on
+demand by the problem's own solver in Ray tasks, one per ``shard_size`` inputs. Nothing of the
+pool's labels is used to pick.
 
-One pick per (method, budget), shared by that budget's seeds, as the random-labelling cells of
-``sibcl`` share the first ``nsam`` of the labelled pool: the seeds then measure the same thing
-(fine-tuning noise) for both. Picks are kept, with their labels, in
-``<output>/selected/<method>-s<seed>/n<nsam>/`` (``labels.parquet`` and ``selection.json``: the
-strategy, the encoder checkpoint, the pool indices, the file's checksum), so a resumed
-benchmark reuses them; an input picked at several budgets or by both methods is solved once.
+The benchmark makes one pick per (method, budget), shared by that budget's seeds, as the
+random-labelling cells of ``sibcl`` share the first ``nsam`` of the labelled pool: the seeds then
+measure the same thing (fine-tuning noise) for both; a search makes one pick for all its trials.
+Picks are kept, with their labels, in ``<folder>/n<nsam>/`` (``labels.parquet`` and
+``selection.json``: the strategy, the encoder checkpoint, the pool indices, the file's checksum),
+so a resumed run reuses them; an input picked at several budgets or by both methods is solved once.
 
 Example (what ``benchmark.run`` does once ``sibcl``'s pretraining has finished)::
 
@@ -86,7 +87,8 @@ def select_and_label(problem_name: str, problem_options: dict[str, Any], model_s
     known yet in Ray tasks of ``chunk`` inputs, write each pick; returns budget → its record.
 
     Runs as a Ray task: it holds one CPU to embed the pool and pick, and Ray lends that CPU to
-    the label tasks while it waits for them."""
+    the label tasks while it waits for them. A pick an earlier run finished comes back with
+    ``reused`` set (its ``labels_solved`` were solved then)."""
     out_dir = Path(folder)
     pool: dict[str, np.ndarray] | None = None
     features: np.ndarray | None = None
@@ -99,7 +101,7 @@ def select_and_label(problem_name: str, problem_options: dict[str, Any], model_s
             if done["strategy"] != strategy or done["checkpoint"] != checkpoint:
                 raise SibclError(f"{where} holds a {done['strategy']} pick from {done['checkpoint']}; this benchmark "
                                  f"picks by {strategy} from {checkpoint}: use another --output")
-            picks[budget] = done
+            picks[budget] = {**done, "reused": True}
             continue
         if pool is None:
             pool = shards.read_split([Path(p) for p in pool_paths], pool_count)
