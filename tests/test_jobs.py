@@ -58,14 +58,16 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
     assert [c.split()[:3] for c in commands] == [
         ["ray", "get-auth-token", "--generate"], ["export", "RAY_AUTH_MODE=token"], ["ray", "start", "--head"],
         ["ray", "job", "submit"], ["ray", "job", "stop"], ["ray", "job", "submit"], ["ray", "stop"]]
-    gcs, dashboard = free_port(), free_port()
+    gcs, dashboard, agent = free_port(), free_port(), free_port()
     address = f"http://127.0.0.1:{dashboard}"
     commands = [c.replace("http://127.0.0.1:8265", address) for c in commands]
-    # free ports, and a temp dir of its own: `ray start` leaves its address there (ray_current_cluster);
-    # short, as Ray's socket paths must stay under 108 bytes
+    # free ports (the job agent's too: its default 52365 is taken by any other local Ray, which leaves the
+    # head without a job agent), and a temp dir of its own: `ray start` leaves its address there
+    # (ray_current_cluster); short, as Ray's socket paths must stay under 108 bytes
     ray_temp = Path(tempfile.mkdtemp(prefix="sibcl-", dir="/tmp"))
     commands[2] = commands[2].replace(
-        "ray start --head", f"ray start --head --port {gcs} --dashboard-port {dashboard} --temp-dir {ray_temp}")
+        "ray start --head", f"ray start --head --port {gcs} --dashboard-port {dashboard} "
+                            f"--dashboard-agent-listen-port {agent} --temp-dir {ray_temp}")
     marker = uuid.uuid4().hex  # every process of this test's cluster carries it: only those are stopped
     env = dict(os.environ, HOME=str(tmp_path), PWD=str(tmp_path), RAY_AUTH_MODE="token", **{MARKER_ENV: marker})
     env.pop("RAY_ADDRESS", None)
@@ -82,9 +84,10 @@ def test_readme_job_commands_stop_cleanly_and_resume(tmp_path: Path) -> None:
                        tmp_path, timeout=120)
         assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
 
-        for _ in range(30):  # right after `ray start` the head's job agent may not have registered yet
+        agent_deadline = time.monotonic() + 240  # right after `ray start` the head's job agent may not have
+        while True:                               # registered yet (over a minute on a loaded 2-core machine)
             submitted = _run(commands[3], env, tmp_path, timeout=180)
-            if "No available agent to submit job" not in submitted.stderr:
+            if "No available agent to submit job" not in submitted.stderr or time.monotonic() > agent_deadline:
                 break
             time.sleep(2)
         assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr[-2000:]
