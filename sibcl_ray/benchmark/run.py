@@ -23,12 +23,14 @@ import ray
 from tqdm import tqdm
 
 from sibcl_ray import storage
+from sibcl_ray.benchmark.report import PRETRAINING_LOSSES, write_report
+from sibcl_ray.data.datasets import split_dataset
 from sibcl_ray.data.generate import prepare
 from sibcl_ray.data.imported import ImportedDataset
+from sibcl_ray.data.picks import select_and_label
+from sibcl_ray.data.shards import read_split
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import Preset
-from sibcl_ray.benchmark.report import PRETRAINING_LOSSES, write_report
-from sibcl_ray.data.picks import select_and_label
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.problems import get_problem
@@ -36,8 +38,6 @@ from sibcl_ray.provenance import provenance
 from sibcl_ray.resources import run_resources, task_options
 from sibcl_ray.train.checkpoints import load_state, readable_state, selected_weights
 from sibcl_ray.train.methods import get_method
-from sibcl_ray.data.datasets import split_dataset
-from sibcl_ray.data.shards import read_split
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
 
@@ -71,17 +71,24 @@ def _pretrain(job: RunSpec, hparams: dict[str, Any], name: str, datasets: dict[s
     return [(e, by_epoch[e]) for e in job.keep_epochs]
 
 
-def pretraining_histories(storage_path: str, methods: list[str], seed: int) -> dict[str, list[dict[str, Any]]]:
-    """Each pretraining run's per-epoch numbers (its last readable checkpoint's ``history``),
+def pretraining_run_name(method: str, seed: int, keep_epochs: tuple[int, ...]) -> str:
+    """The run a method's pretraining is kept under (``-ckpts`` when cells fine-tune from several
+    of its checkpoints, so a benchmark made with one checkpoint is never resumed as another)."""
+    return f"pretrain-{method}-s{seed}" + ("" if len(keep_epochs) == 1 else "-ckpts")
+
+
+def pretraining_histories(storage_path: str, methods: list[str], seed: int,
+                          keep_epochs: tuple[int, ...]) -> dict[str, list[dict[str, Any]]]:
+    """Each pretraining run's per-epoch losses (its last readable checkpoint's ``history``),
     also for runs an earlier invocation finished."""
     out = {}
     for method in methods:
-        for name in (f"pretrain-{method}-s{seed}", f"pretrain-{method}-s{seed}-ckpts"):
-            folders = reversed(storage.list_dirs(f"{storage_path}/{name}", "checkpoint_"))
-            last = next((s for s in map(readable_state, folders) if s is not None), None)  # newest readable
-            if last is not None and last.get("history"):
-                out[method] = [{k: v for k, v in h.items() if k in ("epochs_done", *PRETRAINING_LOSSES)}
-                               for h in last["history"]]
+        folders = reversed(storage.list_dirs(f"{storage_path}/{pretraining_run_name(method, seed, keep_epochs)}",
+                                             "checkpoint_"))
+        last = next((s for s in map(readable_state, folders) if s is not None), None)  # the newest readable
+        if last is not None and last.get("history"):
+            out[method] = [{k: v for k, v in h.items() if k in ("epochs_done", *PRETRAINING_LOSSES)}
+                           for h in last["history"]]
     return out
 
 
@@ -212,7 +219,7 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
             kind, what = queue.pop(0)
             if kind == "pretrain":
                 job = replace(base, method=what, finetune_epochs=0, nsam=0, keep_epochs=preset.checkpoint_epochs())
-                name = f"pretrain-{what}-s{seed}" + ("" if len(job.keep_epochs) == 1 else "-ckpts")
+                name = pretraining_run_name(what, seed, job.keep_epochs)
                 pending[pretrain_task.remote(job, {}, name, shared)] = (kind, what)
             elif kind == "select":
                 budgets = tuple(sorted({c.nsam for c in todo if c.method == what}))
@@ -247,9 +254,9 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
         if kind == "select":
             solved = sum(p["labels_solved"] for p in value.values())
             tqdm.write(f"{what}: picked {', '.join(str(n) for n in value)} inputs by {selection}, solved {solved} labels")
-            for nsam, pick in value.items():
-                arrays = read_split([Path(pick["path"])], nsam)
-                arrays = ray.put(arrays) if base.trains_in_place else split_dataset([Path(pick["path"])], nsam)
+            for nsam, pick in value.items():  # shared by the budget's seeds, as train_sets are
+                path = [Path(pick["path"])]
+                arrays = ray.put(read_split(path, nsam)) if base.trains_in_place else split_dataset(path, nsam)
                 picked[what, nsam] = {**pick, "arrays": arrays}
             pretrained = pretrained_by[get_method(what).pretraining]
             queue += [("cell", (c, pretrained)) for c in todo if c.method == what]
@@ -284,7 +291,8 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     if not good:
         raise SibclError("every benchmark cell stopped on a non-finite loss; see " + str(cell_dir))
     extra = provenance(seed) | ({"models": str(output / "models")} if export else {})
-    results = write_report(good, output, title, extra, pretraining_histories(base.storage_path, pretraining, seed))
+    histories = pretraining_histories(base.storage_path, pretraining, seed, preset.checkpoint_epochs())
+    results = write_report(good, output, title, extra, histories)
     results["stopped_cells"] = [c for c in finished.values() if "stopped_reason" in c]
     results["wall_s"] = time.perf_counter() - start
     return results

@@ -244,7 +244,8 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "n_trials_error": results.num_errors, "wall_s": round(time.perf_counter() - start, 1),
         "experiment": storage.join(tune_root, experiment), "best_checkpoint": checkpoint, "data": str(data.root),
         **({"imported_dataset": str(data.imported)} if data.imported is not None else {}),
-        "labels_computed": sum(data.samples_computed.values()) + (pick["labels_solved"] if pick and not pick.get("reused") else 0),
+        "labels_computed": sum(data.samples_computed.values())
+                           + (pick["labels_solved"] if pick and not pick.get("reused") else 0),
         **({"selection": {"strategy": pick["strategy"], "labels": pick["path"], "pool": pick["pool"],
                           "labels_solved": pick["labels_solved"]}} if pick else {}),
         "problem_options": settings.problem_options,
