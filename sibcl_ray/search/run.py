@@ -300,12 +300,14 @@ def _pick_labels(settings: SearchSettings, job: RunSpec) -> dict[str, Any]:
     name = f"select-pretrain-s{settings.seed}"
     run_dir = storage.join(job.storage_path, name)
     held = run_resources(True, job.cpus_per_worker, job.gpus_per_worker, ray.cluster_resources())
-    if finished_run_metrics(run_dir, pretraining.total_epochs) is None:
+    finished = finished_run_metrics(run_dir, pretraining.total_epochs)
+    if finished is None:
         print(f"select: pretraining once with the reference settings to pick {settings.preset.nsam} labels "
               f"by {settings.select} ({name})", flush=True)
         ray.get(ray.remote(fit_run).options(max_retries=2, retry_exceptions=False, **task_options(held))
                 .remote(pretraining, {}, name))
-    checkpoint = storage.list_dirs(run_dir, "checkpoint_")[-1]
+        finished = finished_run_metrics(run_dir, pretraining.total_epochs)
+    checkpoint = finished["checkpoint_path"]  # the last readable checkpoint, not a copy cut short
     picks = ray.get(ray.remote(select_and_label).options(num_cpus=1, max_retries=2, retry_exceptions=False).remote(
         settings.problem, settings.problem_options, settings.preset.model_size, checkpoint,
         job.splits["unlabeled"][0], job.splits["unlabeled"][1], settings.select, (settings.preset.nsam,),
