@@ -86,12 +86,27 @@ def keep_local_ray_on_loopback() -> Path | None:
     token = Path.home() / ".ray" / "auth_token"
     token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not token.exists():
-        with os.fdopen(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-            handle.write(secrets.token_hex(32))
+        _create_token_file(token)
         AuthenticationTokenLoader.instance().reset_cache()
     elif token.stat().st_uid == os.getuid() and token.stat().st_mode & 0o077:
         token.chmod(0o600)  # Ray writes it world-readable
     return token
+
+
+def _create_token_file(token: Path) -> None:
+    """Write a new token to ``token`` whole or not at all: written to a private temporary file
+    first, then hard-linked into place, so two runs started at the same moment (two terminals,
+    parallel tests) end up sharing whichever token landed first, and neither reads a half-written
+    file."""
+    draft = token.with_name(f".{token.name}.{os.getpid()}")
+    with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(secrets.token_hex(32))
+    try:
+        os.link(draft, token)
+    except FileExistsError:
+        pass  # another run made it first: use theirs
+    finally:
+        draft.unlink()
 
 
 def local_worker_env() -> dict[str, str]:

@@ -52,6 +52,44 @@ def test_sigterm_without_a_sigint_handler_is_a_keyboard_interrupt(restore_handle
     assert len(err) == 1 and err[0].startswith("stopped: interrupted; finished work") and "rerun the same command" in err[0]
 
 
+#: Imports first, says so, then sleeps until the moment the test names, so the processes wake
+#: together and really race for the file.
+_MAKE_TOKEN = """import sys, time
+from pathlib import Path
+import ray._raylet
+from sibcl_ray.session import keep_local_ray_on_loopback
+Path(sys.argv[1], sys.argv[2]).touch()
+go = Path(sys.argv[1], "go")
+while not go.exists() or not go.read_text():
+    time.sleep(0.01)
+time.sleep(max(0.0, float(go.read_text()) - time.time()))
+print(keep_local_ray_on_loopback())
+"""
+
+
+def test_runs_started_at_once_share_one_whole_token_file(tmp_path: Path) -> None:
+    """Six real processes make the token at the same moment (two terminals, parallel tests): one
+    file, 0600, whole, no drafts left, and each process saw it made or found, never a crash."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    env.pop("RAY_AUTH_MODE", None)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", _MAKE_TOKEN, str(gate), f"ready-{i}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(6)]
+    deadline = time.monotonic() + 120
+    while len(list(gate.glob("ready-*"))) < 6 and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (gate / "go.tmp").write_text(str(time.time() + 0.5))
+    (gate / "go.tmp").rename(gate / "go")
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-1000:] for _, err in outputs]
+    token = tmp_path / ".ray" / "auth_token"
+    assert {out.strip() for out, _ in outputs} == {str(token)}
+    assert sorted(p.name for p in token.parent.iterdir()) == ["auth_token"]
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+    int(token.read_text(), 16)  # hex, written whole
+
+
 #: Run in a fresh process (HOME in a temporary folder, so the token file is its own): a local Ray
 #: as the commands start it, a task and a 2-worker DDP run (gloo) while a thread records every
 #: listening socket of the Ray processes; then each socket still open is called with and without
