@@ -58,7 +58,6 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -74,6 +73,7 @@ import yaml
 
 from sibcl_ray.cli import run_main
 from sibcl_ray.errors import SibclError
+from sibcl_ray.session import free_port
 
 #: The default of ``--cluster-yaml``: the repository's, run from its root (an installed package
 #: carries no cluster.yaml).
@@ -236,12 +236,6 @@ def derive_config(cluster: dict[str, Any], settings: SimSettings, gcs_address: s
 
 # ---------------------------------------------------------------------------------------------
 # up / down / status
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_token(path: Path) -> Path:

@@ -116,7 +116,30 @@ def local_worker_env() -> dict[str, str]:
     loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
     if loopback and "GLOO_SOCKET_IFNAME" not in os.environ:
         env["GLOO_SOCKET_IFNAME"] = loopback
+    env.update(own_address_env())
     return env
+
+
+def own_address_env() -> dict[str, str]:
+    """Name this local Ray's address to its own processes before it starts.
+
+    Ray's State API, called with no address inside a worker, finds "the" local Ray by scanning
+    the machine for GCS processes and gives up when it sees two (another search, a benchmark, a
+    second terminal). Ray Train's ``PlacementGroupCleaner`` asks it whether the Train controller
+    is alive; when that fails its thread dies, the placement group of a finished DDP run is never
+    removed, its CPUs stay reserved and the search then waits forever for the test evaluation
+    (docs/ray.md, "Two local Rays"). So the head's GCS gets a free port chosen here
+    (``RAY_GCS_SERVER_PORT``, read by Ray's node start-up) and every process of the session gets
+    ``RAY_ADDRESS`` pointing at it."""
+    port = free_port()
+    return {"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": f"127.0.0.1:{port}"}
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def stop_on_sigterm_like_ctrl_c() -> None:

@@ -39,3 +39,30 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+#: A second local Ray, as `ray.init()` in another terminal starts one: it runs until its stdin closes.
+_ANOTHER_RAY = """import sys, ray
+ray.init(address="local", num_cpus=1, include_dashboard=False)
+print("ready", flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+@pytest.fixture
+def another_local_ray() -> Iterator[None]:
+    """Another local Ray on the machine for the length of a test (a second search, a benchmark):
+    Ray's address discovery then sees two GCS processes (docs/ray.md, "Two local Rays")."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
+    other = subprocess.Popen([sys.executable, "-c", _ANOTHER_RAY], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert other.stdout.readline().strip() == "ready", other.stderr.read()[-2000:]
+        yield
+    finally:
+        other.stdin.close()
+        other.wait(timeout=120)

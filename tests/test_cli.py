@@ -29,9 +29,12 @@ def _tune(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
-def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(tmp_path: Path) -> None:
+def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(tmp_path: Path,
+                                                                               another_local_ray: None) -> None:
     """Two Train workers per trial (gloo): the global-batch NT-Xent and the split batches run for real;
-    the selected model comes out as a folder a fresh process loads, and MLflow holds the trials."""
+    the selected model comes out as a folder a fresh process loads, and MLflow holds the trials.
+    Another local Ray runs meanwhile: with two on the machine, Ray Train's placement-group cleaner
+    lost track of its own cluster, the finished trial's CPUs stayed reserved and the search hung."""
     out = tmp_path / "out"
     result = _tune("--problem", "phc", "--preset", "smoke", "--num-samples", "1", "--workers-per-trial", "2",
                    "--output", str(out), "--data-dir", str(tmp_path / "data"), "--tracker", "mlflow", cwd=tmp_path)
