@@ -47,6 +47,7 @@ def start_ray(address: str | None, driver_slots: int = 0, num_cpus: int | None =
     if address is None:
         keep_local_ray_on_loopback()
         worker_env.update(local_worker_env())
+        worker_env.update(own_address_env())  # a new port each call: once per session
     os.environ.update(worker_env)
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": worker_env}, "log_to_driver": False}
     if address is None:  # "local": a new Ray even when a `ray start` cluster runs (or left its address file)
@@ -116,7 +117,6 @@ def local_worker_env() -> dict[str, str]:
     loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
     if loopback and "GLOO_SOCKET_IFNAME" not in os.environ:
         env["GLOO_SOCKET_IFNAME"] = loopback
-    env.update(own_address_env())
     return env
 
 
