@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -73,7 +72,7 @@ import yaml
 
 from sibcl_ray.cli import run_main
 from sibcl_ray.errors import SibclError
-from sibcl_ray.session import free_port
+from sibcl_ray.session import ensure_token_file, free_port
 
 #: The default of ``--cluster-yaml``: the repository's, run from its root (an installed package
 #: carries no cluster.yaml).
@@ -238,17 +237,6 @@ def derive_config(cluster: dict[str, Any], settings: SimSettings, gcs_address: s
 # up / down / status
 
 
-def ensure_token(path: Path) -> Path:
-    """The cluster's token file, made (mode 0600) when missing, as ``ray get-auth-token --generate`` would."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-            handle.write(secrets.token_hex(32))
-    elif path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-    return path
-
-
 def read_state(state_dir: Path) -> SimCluster | None:
     path = state_dir / STATE_FILE
     if not path.exists():
@@ -302,7 +290,7 @@ def up(cluster_yaml: Path, state_dir: Path, settings: SimSettings, timeout_s: fl
         raise SibclError(f"a simulated cluster is already up (dashboard {existing.dashboard_url}, state in "
                          f"{state_dir}): run `python -m sibcl_ray.cluster_sim down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
-    token = ensure_token(token_source(cluster))
+    token = ensure_token_file(token_source(cluster))
 
     gcs_port, dashboard_port = free_port(), free_port()
     gcs_address = f"127.0.0.1:{gcs_port}"

@@ -84,21 +84,28 @@ def keep_local_ray_on_loopback() -> Path | None:
 
     os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")  # what Ray's own enable_token_auth_by_default does after setting the variable
-    token = Path.home() / ".ray" / "auth_token"
+    token = ensure_token_file(Path.home() / ".ray" / "auth_token")
+    AuthenticationTokenLoader.instance().reset_cache()
+    return token
+
+
+def ensure_token_file(token: Path) -> Path:
+    """The token file at ``token``, made (mode 0600, in a 0700 folder) when missing; one of ours
+    that Ray wrote world-readable is made private.
+
+    A new token is written whole or not at all: to a private draft first, then hard-linked into
+    place, so runs started at the same moment (two terminals, parallel tests) share whichever
+    token landed first and none reads a half-written file. Ray's own generation (``open(path,
+    "w")`` in ``ray.init``) has no such guard, which is why the tests make the file first."""
     token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not token.exists():
         _create_token_file(token)
-        AuthenticationTokenLoader.instance().reset_cache()
     elif token.stat().st_uid == os.getuid() and token.stat().st_mode & 0o077:
         token.chmod(0o600)  # Ray writes it world-readable
     return token
 
 
 def _create_token_file(token: Path) -> None:
-    """Write a new token to ``token`` whole or not at all: written to a private temporary file
-    first, then hard-linked into place, so two runs started at the same moment (two terminals,
-    parallel tests) end up sharing whichever token landed first, and neither reads a half-written
-    file."""
     draft = token.with_name(f".{token.name}.{os.getpid()}")
     with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         handle.write(secrets.token_hex(32))

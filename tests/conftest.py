@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,12 @@ _SCRATCH = tempfile.mkdtemp(prefix="sibcl-", dir="/tmp")
 os.environ.setdefault("RAY_TMPDIR", _SCRATCH)
 os.environ.setdefault("TMPDIR", _SCRATCH)
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+
+# Each xdist worker's first `ray.init` would otherwise generate ~/.ray/auth_token itself, and two
+# doing so at once can leave one Ray holding a token the file no longer has.
+from sibcl_ray.session import ensure_token_file  # noqa: E402
+
+ensure_token_file(Path.home() / ".ray" / "auth_token")
 
 
 @pytest.fixture(scope="module")
