@@ -72,7 +72,7 @@ import yaml
 
 from sibcl_ray.cli import run_main
 from sibcl_ray.errors import SibclError
-from sibcl_ray.session import ensure_token_file, free_port
+from sibcl_ray.session import default_token_file, ensure_token_file, free_port
 
 #: The default of ``--cluster-yaml``: the repository's, run from its root (an installed package
 #: carries no cluster.yaml).
@@ -188,7 +188,7 @@ def token_source(cluster: dict[str, Any]) -> Path:
     for target, source in (cluster.get("file_mounts") or {}).items():
         if str(target).endswith("/.ray/auth_token"):
             return Path(str(source)).expanduser()
-    return Path("~/.ray/auth_token").expanduser()
+    return default_token_file()
 
 
 def derive_config(cluster: dict[str, Any], settings: SimSettings, gcs_address: str) -> dict[str, Any]:
@@ -319,7 +319,7 @@ def up(cluster_yaml: Path, state_dir: Path, settings: SimSettings, timeout_s: fl
         "RAY_TMPDIR": temp_dir, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
         MARKER_ENV: sim_id,
     })
-    if token != Path("~/.ray/auth_token").expanduser():
+    if token != default_token_file():
         env["RAY_AUTH_TOKEN_PATH"] = str(token)
     head_log = state_dir / "head_start.log"
     sim = SimCluster(sim_id=sim_id, gcs_address=gcs_address, dashboard_url=f"http://127.0.0.1:{dashboard_port}",
@@ -413,7 +413,7 @@ def client_env(sim: SimCluster) -> dict[str, str]:
     unless multi-node clusters are off in the client too, as on the simulation's own nodes.
     """
     env = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    if Path(sim.token_file) != Path("~/.ray/auth_token").expanduser():
+    if Path(sim.token_file) != default_token_file():
         env["RAY_AUTH_TOKEN_PATH"] = sim.token_file
     return env
 

@@ -84,9 +84,15 @@ def keep_local_ray_on_loopback() -> Path | None:
 
     os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")  # what Ray's own enable_token_auth_by_default does after setting the variable
-    token = ensure_token_file(Path.home() / ".ray" / "auth_token")
+    token = ensure_token_file(default_token_file())
     AuthenticationTokenLoader.instance().reset_cache()
     return token
+
+
+def default_token_file() -> Path:
+    """Where Ray 2.60 looks for the token when neither ``RAY_AUTH_TOKEN`` nor
+    ``RAY_AUTH_TOKEN_PATH`` is set (docs/ray.md, Traps)."""
+    return Path.home() / ".ray" / "auth_token"
 
 
 def ensure_token_file(token: Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +17,9 @@ os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 
 # Each xdist worker's first `ray.init` would otherwise generate ~/.ray/auth_token itself, and two
 # doing so at once can leave one Ray holding a token the file no longer has.
-from sibcl_ray.session import ensure_token_file  # noqa: E402
+from sibcl_ray.session import default_token_file, ensure_token_file  # noqa: E402
 
-ensure_token_file(Path.home() / ".ray" / "auth_token")
+ensure_token_file(default_token_file())
 
 
 @pytest.fixture(scope="module")
