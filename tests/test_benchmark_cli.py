@@ -93,6 +93,26 @@ def test_cells_fine_tune_from_several_checkpoints_and_keep_the_best_on_validatio
 
 
 @pytest.mark.slow
+def test_picking_with_a_surrogate_pretrained_encoder_reads_the_pool_contrastive_learning_would(tmp_path: Path) -> None:
+    """``tl-al`` picks with ``tl``'s encoder, whose pretraining never reads the unlabeled pool:
+    the pool is still prepared for the pick (it once failed with KeyError 'unlabeled'), and no
+    random labelled pool is generated when every method picks its own labels."""
+    out, data = tmp_path / "out", tmp_path / "data"
+    done = subprocess.run([sys.executable, "-m", "sibcl_ray.benchmark", "--problem", "tise", "--dim", "2", "--preset",
+                           "smoke", "--methods", "tl-al", "--nsam", "20", "--seeds", "1", "--output", str(out),
+                           "--data-dir", str(data)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "tl-al: picked 20 inputs by typiclust, solved 20 labels" in done.stdout + done.stderr
+    assert sorted(p.name for p in (out / "train").glob("pretrain-*")) == ["pretrain-tl-s0"]
+    record = json.loads((out / "selected" / "tl-al-s0" / "n20" / "selection.json").read_text())
+    assert record["pool"] == "unlabeled" and len(set(record["indices"])) == 20
+    assert not list(data.glob("*/train/shard-*.parquet"))
+    cell = json.loads((out / "results.json").read_text())["aggregate"]["tl-al"]["20"]
+    assert math.isfinite(cell["mean"]) and 0 < cell["mean"] < 1
+
+
+@pytest.mark.slow
 def test_active_labelling_picks_unlabeled_inputs_solves_them_and_reports_against_random(tmp_path: Path) -> None:
     """``sibcl-al`` shares ``sibcl``'s pretraining, picks its labels from the unlabeled pool only
     (k-center: nested, so the larger budget's pick reuses the smaller's labels), solves them

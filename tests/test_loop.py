@@ -52,3 +52,12 @@ def test_replicas_are_scored_by_their_mean_and_the_best_one_is_kept() -> None:
     kept = SIBCLNet(problem.model_spec("small"), problem.label_dim)
     kept.load_state_dict(state["best_model"])
     assert _val_error(kept, problem, data["val"]) == pytest.approx(state["seed_best_val"][best], rel=1e-5)
+
+
+def test_a_method_checks_its_own_switches() -> None:
+    from sibcl_ray.train.methods import Method
+
+    with pytest.raises(ValueError, match="shares a twin"):
+        Method("y-al", contrastive=True, contrastive_surrogate=False, surrogate_supervised=False,
+               augment_labelled=False, selects=True)
+    assert [m for m in ("sibcl", "sibcl-al", "tl-al", "sl") if get_method(m).in_paper] == ["sibcl", "sl"]

@@ -8,9 +8,10 @@
 Every method of SIB-CL and its baselines (``sibcl, ssl, tl, tl-i, sl, sl-i``; docs/method.md) runs in
 one harness: the same encoder, fine-tuning, validation-based model selection and whole-test-set
 evaluation. Each pretraining method pretrains once, and that encoder is fine-tuned for every label
-budget and seed. ``sibcl-al`` and ``ssl-al`` share the pretraining of ``sibcl`` and ``ssl`` but pick
-the inputs to label from the unlabeled pool by their embeddings (``--selection``) and solve them
-on demand, to compare with random labelling at equal budgets; each run is a Ray task (``benchmark.run``) sized by the shared resource policy
+budget and seed. ``sibcl-al``, ``ssl-al`` and ``tl-al`` share the pretraining of ``sibcl``, ``ssl``
+and ``tl`` but pick the inputs to label from the unlabeled pool by their embeddings
+(``--selection``) and solve them on demand, to compare with random labelling at equal budgets.
+Each run is a Ray task (``benchmark.run``) sized by the shared resource policy
 (``resources``), so cells run side by side on every free CPU or GPU.
 
 Resumable: a finished cell is a JSON file under ``<output>/cells`` and is never rerun; an
@@ -34,7 +35,7 @@ from sibcl_ray.learning.selection import STRATEGIES
 from sibcl_ray.train.methods import METHODS, get_method
 
 #: What ``--methods`` runs by default: SIB-CL and the baselines of the paper (not the ``-al`` variants).
-DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if not method.selects)
+DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if method.in_paper)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated, from: {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
                              "the -al methods pick the inputs they label, see --selection)")
     parser.add_argument("--selection", default="typiclust", choices=sorted(STRATEGIES),
-                        help="how sibcl-al and ssl-al pick the inputs to label from the unlabeled pool by their "
+                        help="how the -al methods pick the inputs to label from the unlabeled pool by their "
                              "pretrained embeddings: typiclust (most typical input of each k-means cluster; default) or "
                              "kcenter (greedy farthest-point)")
     parser.add_argument("--nsam", help="comma-separated label budgets (default: the preset's, e.g. 50,100,200 for quick)")

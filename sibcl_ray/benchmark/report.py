@@ -36,8 +36,8 @@ import numpy as np
 Results = dict[str, dict[str, dict[str, Any]]]
 
 #: Table and legend order: the full method, then its ablations: no surrogate (ssl), no contrastive
-#: pretraining (tl, tl-i), neither (sl, sl-i).
-CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "sibcl-al", "ssl", "ssl-al", "tl", "tl-i", "sl", "sl-i")
+#: pretraining (tl, tl-i), neither (sl, sl-i); each picking variant beside its twin.
+CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "sibcl-al", "ssl", "ssl-al", "tl", "tl-al", "tl-i", "sl", "sl-i")
 #: An active-labelling variant is named ``<its random-labelling twin>-al``.
 SELECTING_SUFFIX = "-al"
 
@@ -48,6 +48,7 @@ _STYLE: dict[str, tuple[str, str]] = {
     "ssl": ("#9467bd", "D"),
     "ssl-al": ("#e377c2", "d"),
     "tl": ("#1f77b4", "s"),
+    "tl-al": ("#aec7e8", "*"),
     "tl-i": ("#17becf", "^"),
     "sl": ("#7f7f7f", "v"),
     "sl-i": ("#2ca02c", "P"),

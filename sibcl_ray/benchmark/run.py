@@ -5,7 +5,7 @@ holds the worker's CPUs (and GPU); with several workers per run the task is a dr
 a trial-driver slot (no CPU) and fits its own TorchTrainer, so Ray schedules the Train workers
 of many runs side by side. A cell is submitted as soon as the pretraining of its method has
 finished; Ray retries a task whose process died, and the run resumes from its last checkpoint.
-An active-labelling method (``sibcl-al``, ``ssl-al``) shares its twin's pretraining; once that
+An active-labelling method (``sibcl-al``, ``ssl-al``, ``tl-al``) shares its twin's pretraining; once that
 has finished, one task picks and labels its inputs for every budget (``data.picks``)
 and its cells fine-tune on those.
 """
@@ -176,8 +176,12 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     methods = sorted({c.method for c in cells})
     pretraining = sorted({get_method(m).pretraining for m in methods if get_method(m).pretrains})
     sizes = preset.split_counts()
-    needed = {"val", "test"} | {s for m in pretraining for s in get_method(m).needs()}
-    # the labelled pool is drawn at random: as large as the largest budget of a method that does not pick its labels
+    # pretraining runs read no labelled pool (benchmark.run pretrains with no fine-tuning epochs)
+    needed = {"val", "test"} | {s for m in pretraining for s in get_method(m).needs() if s != "train"}
+    if any(get_method(m).selects for m in methods):  # the pool a pick chooses from, pretrained on or not (tl-al)
+        needed.add("unlabeled")
+    # the labelled pool is drawn at random: as large as the largest budget of a method that does not
+    # pick its labels, and not labelled at all when every method picks
     drawn = {c.nsam for c in cells if not get_method(c.method).selects}
     counts = {s: n for s, n in sizes.items() if s in needed} | ({"train": max(drawn)} if drawn else {})
     data = prepare(problem, problem_options, counts, data_root, seed, preset.shard_size, dataset)

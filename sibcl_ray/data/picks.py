@@ -1,7 +1,7 @@
 """Active labelling: pick the inputs to label by embedding, solve them with Ray tasks.
 
-A ``sibcl-al`` (or ``ssl-al``) benchmark cell, or a search run with ``--select``, fine-tunes on
-``nsam`` inputs picked from the *unlabeled* pool — the split pretraining already used, never
+A ``sibcl-al`` (or ``ssl-al``, ``tl-al``) benchmark cell, or a search run with ``--select``, fine-tunes on
+``nsam`` inputs picked from the *unlabeled* pool — inputs without labels (contrastive pretraining's split), never
 validation or test — by a pretrained encoder's embeddings (``learning.selection``), labelled on
 demand by the problem's own solver in Ray tasks, one per ``shard_size`` inputs. Nothing of the
 pool's labels is used to pick.

@@ -1,6 +1,6 @@
 """SIB-CL and its baselines as four switches of one training loop (docs/method.md "Baselines"),
-and the active-labelling variants of the two contrastive methods (``sibcl-al``, ``ssl-al``):
-the same pretraining, then the labelled inputs picked by their embeddings
+and the active-labelling variants (``sibcl-al``, ``ssl-al``, ``tl-al``): the same
+pretraining, then the labelled inputs picked by their embeddings
 (``learning.selection``) instead of drawn at random."""
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ class Method:
     selects: bool = False
     #: The method whose pretraining this one shares (an ``-al`` variant's random-labelling twin).
     twin: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.selects and self.twin is None:
+            raise ValueError(f"method {self.name!r}: a method that selects its labels shares a twin's pretraining")
+
+    @property
+    def in_paper(self) -> bool:
+        """One of the paper's six methods (the benchmark's default), not this project's variants."""
+        return not self.selects
 
     @property
     def pretraining(self) -> str:
@@ -61,6 +70,8 @@ METHODS: dict[str, Method] = {
                augment_labelled=False, selects=True, twin="sibcl"),
         Method("ssl-al", contrastive=True, contrastive_surrogate=False, surrogate_supervised=False,
                augment_labelled=False, selects=True, twin="ssl"),
+        Method("tl-al", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True,
+               augment_labelled=False, selects=True, twin="tl"),
     )
 }
 
