@@ -161,7 +161,7 @@ def bare_epochs(problem: Problem, job: RunSpec, splits: dict[str, dict[str, np.n
     batches, and each epoch's model and optimizer state saved to a local folder as the worker's
     checkpoint does (``train.loop._report`` without ``ray.train.report``)."""
     from sibcl_ray.train.checkpoints import STATE_FILE
-    from sibcl_ray.train.loop import Losses, pretrain_epoch, per_rank_batches
+    from sibcl_ray.train.loop import Losses, PretrainOptimizers, pretrain_epoch, per_rank_batches
     from sibcl_ray.train.methods import get_method
 
     device = torch.device("cpu")
@@ -175,10 +175,10 @@ def bare_epochs(problem: Problem, job: RunSpec, splits: dict[str, dict[str, np.n
     torch.manual_seed(job.seed)
     settings = StepSettings.for_device(device)
     model = settings.prepare(SIBCLNet(spec, problem.label_dim), spec.dim)
-    opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
+    losses, method = Losses(problem, config), get_method(job.method)
+    opt = PretrainOptimizers.for_method(model, method, hp["lr_pretrain"])
     gen = torch.Generator().manual_seed(job.seed * 7919)
     augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
-    losses, method = Losses(problem, config), get_method(job.method)
     rows = []
     for epoch in range(epochs):
         start = time.perf_counter()

@@ -87,7 +87,7 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
     pretrain_epochs = int(config["pretrain_epochs"]) if method.pretrains else 0
     total_epochs = pretrain_epochs + int(config["finetune_epochs"])
     seeds = max(1, int(config.get("finetune_seeds", 1)))
-    pre_opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
+    pre_opt = PretrainOptimizers.for_method(model, method, hp["lr_pretrain"])
     state: dict[str, Any] = {"epochs_done": 0, "best_val": math.inf, "best_epoch": -1, "best_model": None,
                              "resumed_at": [], "seed_best_val": [math.inf] * seeds, "seed_best_epoch": [-1] * seeds,
                              "history": []}
@@ -260,13 +260,44 @@ def _load_split(problem: Problem, batches: Iterable[dict[str, np.ndarray]], devi
     return out
 
 
-def pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], problem: Problem,
+@dataclass
+class PretrainOptimizers:
+    """Pretraining's Adam optimizers: SIB-CL keeps one for its contrastive steps (encoder +
+    projector) and another for its supervised surrogate steps (encoder + predictor), as the
+    reference does (``optED`` and ``optEP`` in its ``sibcl_pretrain``). One shared Adam would let
+    the contrastive gradients set the second-moment estimates that also scale the surrogate
+    steps: on tise 2D that held SIB-CL's surrogate loss 4–5× above ``tl``'s (BENCHMARKS.md).
+    A method with only one kind of step has one optimizer, named twice."""
+
+    contrastive: torch.optim.Optimizer
+    surrogate: torch.optim.Optimizer
+
+    @classmethod
+    def for_method(cls, model: torch.nn.Module, method: Method, lr: float) -> PretrainOptimizers:
+        first = torch.optim.Adam(model.parameters(), lr=lr)
+        both = method.contrastive and method.surrogate_supervised
+        return cls(first, torch.optim.Adam(model.parameters(), lr=lr) if both else first)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"contrastive": self.contrastive.state_dict(), "surrogate": self.surrogate.state_dict()}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Restore both; a checkpoint from before the pair existed holds one optimizer's state."""
+        if "contrastive" not in saved:
+            self.contrastive.load_state_dict(saved)
+            return
+        self.contrastive.load_state_dict(saved["contrastive"])
+        if self.surrogate is not self.contrastive:
+            self.surrogate.load_state_dict(saved["surrogate"])
+
+
+def pretrain_epoch(model: torch.nn.Module, opts: PretrainOptimizers, data: dict[str, Arrays], problem: Problem,
                    method: Method, hp: dict[str, Any], augment: Augment, gen: torch.Generator, losses: Losses,
                    epoch: int, config: dict[str, Any], settings: StepSettings) -> dict[str, Any]:
     """One pretraining epoch and its validation signals: everything a worker does between two
     reports. Needs no Ray context, so ``benchmarks/bench_training.py`` runs the very same epoch
     in a plain process to measure what Ray adds around it."""
-    metrics = _pretrain_steps(model, opt, data, method, hp, augment, gen, losses, epoch,
+    metrics = _pretrain_steps(model, opts, data, method, hp, augment, gen, losses, epoch,
                               int(config["pretrain_steps"]), int(config["surrogate_steps"]), settings)
     metrics["val_error"] = _val_error(model, problem, data["val"])
     if "train" in data:
@@ -276,7 +307,7 @@ def pretrain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dic
     return metrics
 
 
-def _pretrain_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict[str, Arrays], method: Method,
+def _pretrain_steps(model: torch.nn.Module, opts: PretrainOptimizers, data: dict[str, Arrays], method: Method,
                     hp: dict[str, Any], augment: Augment, gen: torch.Generator, losses: Losses, epoch: int,
                     contrastive_steps: int, surrogate_steps: int, settings: StepSettings) -> dict[str, Any]:
     model.train()
@@ -292,14 +323,14 @@ def _pretrain_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: di
             x = target[idx]
             if sur_batches is not None:
                 x = torch.cat([x, surrogate[sur_batches[step]]])
-            loss = contrastive_step(model, opt, x, augment, gen, hp["temperature"], settings)
+            loss = contrastive_step(model, opts.contrastive, x, augment, gen, hp["temperature"], settings)
             losses.check(loss, "contrastive", epoch)
             total += loss.item()
             seen += len(x)
         out["contrastive_loss"] = total / max(1, len(target_batches))
         out["pretrain_samples_per_s"] = seen / (time.perf_counter() - start)
     if method.surrogate_supervised:
-        out["surrogate_loss"] = _supervised_pass(model, opt, data["surrogate"], hp["batch_size"],
+        out["surrogate_loss"] = _supervised_pass(model, opts.surrogate, data["surrogate"], hp["batch_size"],
                                                  augment if method.augment_labelled else None, gen,
                                                  losses.surrogate, losses, "surrogate", epoch, settings,
                                                  steps=surrogate_steps)
@@ -370,7 +401,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _report(where: LoopContext, metrics: dict[str, Any], pre_opt: torch.optim.Optimizer,
+def _report(where: LoopContext, metrics: dict[str, Any], pre_opt: PretrainOptimizers,
             replicas: list[FineTuneReplica], state: dict[str, Any], config: dict[str, Any]) -> None:
     """Report the epoch's metrics; rank 0 attaches a checkpoint of everything needed to resume."""
     if where.rank != 0:
