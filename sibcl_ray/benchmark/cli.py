@@ -35,7 +35,7 @@ from sibcl_ray.learning.selection import STRATEGIES
 from sibcl_ray.train.methods import METHODS, get_method
 
 #: What ``--methods`` runs by default: SIB-CL and the baselines of the paper (not the ``-al`` variants).
-DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if method.in_paper)
+DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if not method.selects)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,6 @@ class Method:
             raise ValueError(f"method {self.name!r}: a method that selects its labels shares a twin's pretraining")
 
     @property
-    def in_paper(self) -> bool:
-        """One of the paper's six methods (the benchmark's default), not this project's variants."""
-        return not self.selects
-
-    @property
     def pretraining(self) -> str:
         """The name its pretraining run is kept under: shared with its twin."""
         return self.twin or self.name
