@@ -20,6 +20,7 @@ run's last checkpoint (the run is named after the trial), and the searcher keeps
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -57,6 +58,13 @@ from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics
 
 SETTINGS_FILE = "search_settings.json"
 STATUS_FILE = "trial_status.json"
+#: Tune forces an experiment-state snapshot whenever a trial has written ``num_to_keep`` checkpoints
+#: since the last one (so the state never names a checkpoint already deleted) and warns, four lines
+#: each time, when that happens within this many seconds of the previous: with a checkpoint per
+#: epoch and epochs of a few seconds, 17 warnings buried the trial lines of one ``quick`` main job.
+#: The snapshot is what resume needs (a file copy on local storage); 0 turns only the warning off, and
+#: a value the user sets is kept.
+SNAPSHOT_WARNING_ENV = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,7 @@ class _Progress(tune.Callback):
 def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]:
     """Generate (or reuse) the data, run or resume the search, evaluate the best trial on test once."""
     start = time.perf_counter()
+    os.environ.setdefault(SNAPSHOT_WARNING_ENV, "0")  # read when the Tuner's controller starts, in this process
     tune_root = storage.join(settings.storage, "tune")
     prefix = f"{settings.problem}-{settings.preset.name}-"
     if resume:
