@@ -94,7 +94,7 @@ def main() -> None:
         return where
 
     def test_error(checkpoint: Path) -> float:
-        net = SIBCLNet(problem.model_spec(preset.model_size), problem.label_dim)
+        net = SIBCLNet(problem.network_spec(preset.model_size), problem.label_dim)
         net.load_state_dict(selected_weights(load_state(checkpoint)))
         return loop._val_error(net, problem, test)
 

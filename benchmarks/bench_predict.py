@@ -30,7 +30,7 @@ from sibcl_ray.problems import get_problem
 def _model_folder(problem_name: str, options: dict, size: str, where: Path) -> Path:
     problem = get_problem(problem_name, **options)
     torch.manual_seed(0)
-    net = SIBCLNet(problem.model_spec(size), problem.label_dim).eval()
+    net = SIBCLNet(problem.network_spec(size), problem.label_dim).eval()
     info = model_info(problem_name=problem_name, problem_options=options, model_size=size, method="sibcl",
                       hparams={}, metrics={}, nsam=0, seed=0)
     return export_model(where / "model", net.state_dict(), info)

@@ -77,7 +77,7 @@ def time_steps(problem: Problem, size: str, device: torch.device, settings: Step
     """Inputs per second of ``steps`` contrastive steps after ``warmup`` ones (compilation, cuDNN
     autotuning, allocator growth), losses read once at the end so nothing syncs between steps."""
     hp = with_defaults({})
-    spec = problem.model_spec(size)
+    spec = problem.network_spec(size)
     torch.manual_seed(0)
     model = SIBCLNet(spec, problem.label_dim).to(device)
     net = settings.prepare(model, spec.dim)
@@ -123,7 +123,7 @@ def step_rows(args: argparse.Namespace, device: torch.device) -> tuple[list[dict
         model_name, size = cell.split(":")
         name, options = MODELS[model_name]
         problem = get_problem(name, **options)
-        flops = model_flops(problem.model_spec(size), problem.input_shape, problem.label_dim)
+        flops = model_flops(problem.network_spec(size), problem.input_shape, problem.label_dim)
         for compiled in compiles:
             settings = StepSettings.for_device(device, compile=compiled)
             timing = time_steps(problem, size, device, settings, args.batch, steps, warmup)
@@ -171,7 +171,7 @@ def bare_epochs(problem: Problem, job: RunSpec, splits: dict[str, dict[str, np.n
     data = {name: {"x": torch.from_numpy((a["x"] - lo) / (hi - lo)).float(),
                    **({"y": torch.from_numpy(a["y"] - problem.label_offset()).float()} if "y" in a else {})}
             for name, a in splits.items()}
-    spec = problem.model_spec(job.model_size)
+    spec = problem.network_spec(job.model_size)
     torch.manual_seed(job.seed)
     settings = StepSettings.for_device(device)
     model = settings.prepare(SIBCLNet(spec, problem.label_dim), spec.dim)

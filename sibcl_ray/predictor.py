@@ -137,7 +137,7 @@ def model_info(*, problem_name: str, problem_options: dict[str, Any], model_size
     return {
         "format": MODEL_FORMAT, "problem": problem_name, "problem_options": problem_options,
         "problem_signature": problem.signature(), "model_size": model_size,
-        "model_spec": asdict(problem.model_spec(model_size)), "input_shape": list(problem.input_shape),
+        "model_spec": asdict(problem.network_spec(model_size)), "input_shape": list(problem.input_shape),
         "input_range": list(problem.input_range), "label_name": problem.label_name, "label_dim": problem.label_dim,
         "label_offset": problem.label_offset().tolist(),
         "label_axis": None if axis is None else {"name": axis[0], "values": axis[1].tolist()},

@@ -182,8 +182,10 @@ def load_preset_file(path: Path, problem: str | None = None) -> Preset:
 def _checked(where: str, key: str, value: Any) -> Any:
     """One preset field's value, or a one-line error saying what the field allows."""
     if key == "model_size":
-        if value not in ("small", "reference"):
-            raise SibclError(f"{where}: model_size {value!r} is not allowed; allowed: small, reference")
+        from sibcl_ray.problems.base import MODEL_SIZES
+
+        if value not in MODEL_SIZES:
+            raise SibclError(f"{where}: model_size {value!r} is not allowed; allowed: {', '.join(MODEL_SIZES)}")
         return value
     if key == "bench_checkpoints":
         if not (isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)

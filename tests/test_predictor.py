@@ -17,10 +17,11 @@ from sibcl_ray.predictor import INFO_FILE, WEIGHTS_FILE, export_model, model_inf
 from sibcl_ray.problems import get_problem
 
 
-def _export(folder: Path, problem: str, options: dict, zero_head: bool = False, seed: int = 0) -> SIBCLNet:
-    """A randomly initialised small network (with BatchNorm running statistics set) exported to ``folder``."""
+def _export(folder: Path, problem: str, options: dict, zero_head: bool = False, seed: int = 0,
+            size: str = "small") -> SIBCLNet:
+    """A randomly initialised network of ``size`` (with BatchNorm running statistics set) exported to ``folder``."""
     torch.manual_seed(seed)
-    spec = get_problem(problem, **options).model_spec("small")
+    spec = get_problem(problem, **options).network_spec(size)
     net = SIBCLNet(spec, get_problem(problem, **options).label_dim)
     net.train()
     with torch.no_grad():  # give BatchNorm running statistics that are not the identity
@@ -30,10 +31,21 @@ def _export(folder: Path, problem: str, options: dict, zero_head: bool = False, 
             last.weight.zero_()
             last.bias.zero_()
     net.eval()
-    info = model_info(problem_name=problem, problem_options=options, model_size="small", method="sibcl",
+    info = model_info(problem_name=problem, problem_options=options, model_size=size, method="sibcl",
                       hparams={"temperature": 0.1}, metrics={"val_error": 0.5, "test_error": 0.6}, nsam=50, seed=seed)
     export_model(folder, net.state_dict(), info)
     return net
+
+
+def test_a_medium_network_loads_from_its_folder_alone(tmp_path: Path) -> None:
+    net = _export(tmp_path / "model", "tise", {"dim": 2}, size="medium")
+    info = json.loads((tmp_path / "model" / INFO_FILE).read_text())
+    assert info["model_size"] == "medium" and info["model_spec"]["conv_widths"] == [32, 64, 128]
+    potentials = np.random.default_rng(2).uniform(0.0, 1.0, size=(4, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        raw = net(torch.from_numpy(potentials)).numpy()[:, 0]
+    predicted = sibcl_ray.load_model(tmp_path / "model", device="cpu").predict(potentials)[:, 0]
+    np.testing.assert_allclose(predicted - raw, get_problem("tise", dim=2).label_offset()[0], rtol=0, atol=1e-5)
 
 
 def test_weights_load_with_weights_only_and_predict_in_physical_units(tmp_path: Path) -> None:

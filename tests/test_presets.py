@@ -45,7 +45,7 @@ def test_run_config_repeats_the_run_exactly(tmp_path: Path, name: str, problem: 
     ("n_val: true\n", "n_val True must be an integer ≥ 1"),
     ("reduction_factor: 1\n", "reduction_factor 1 must be an integer ≥ 2"),
     ("pretrain_steps: 0\n", "pretrain_steps 0 must be an integer ≥ 1 or null"),
-    ("model_size: huge\n", "model_size 'huge' is not allowed; allowed: small, reference"),
+    ("model_size: huge\n", "model_size 'huge' is not allowed; allowed: small, medium, reference"),
     ("bench_nsam: []\n", "bench_nsam [] must be a non-empty list of integers ≥ 1"),
     ("name: 'a b'\n", "name 'a b' may hold letters, digits"),
     ("- 1\n", "must be a mapping of preset fields"),

@@ -14,7 +14,7 @@ from sibcl_ray.errors import SibclError
 from sibcl_ray.learning.models import SIBCLNet
 from sibcl_ray.learning.transforms import make_augmenter
 from sibcl_ray.presets import PRESETS, Preset, get_preset
-from sibcl_ray.problems import available_problems, get_problem, problem_class
+from sibcl_ray.problems import MODEL_SIZES, available_problems, get_problem, problem_class
 from sibcl_ray.search.space import load_space
 
 NAMES = list(available_problems())
@@ -59,14 +59,30 @@ def test_every_problem_brings_a_valid_space_options_presets_and_models(name: str
     for preset, changes in cls.preset_overrides.items():
         assert preset in PRESETS and set(changes) <= fields, (preset, changes)
         get_preset(preset, problem=name)  # and the result is a consistent preset
-    for size in ("small", "reference"):
-        spec = problem.model_spec(size)
+    for size in MODEL_SIZES:
+        spec = problem.network_spec(size)
         assert spec.dim == len(problem.input_shape)
         net = SIBCLNet(spec, problem.label_dim).eval()
         with torch.no_grad():
             prediction, projection = net(torch.rand(1, *problem.input_shape)), net(torch.rand(1, *problem.input_shape), "project")
         assert prediction.shape == (1, problem.label_dim) and torch.isfinite(prediction).all()
         assert projection.shape == (1, spec.projector_widths[-1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_medium_is_small_twice_as_wide_for_every_problem(name: str) -> None:
+    problem = get_problem(name)
+    small, medium = problem.network_spec("small"), problem.network_spec("medium")
+    assert medium.conv_widths == tuple(2 * w for w in small.conv_widths)
+    assert medium.fc_widths == tuple(2 * w for w in small.fc_widths)
+    assert (medium.kernel, medium.pools, medium.padding, medium.dim) == (small.kernel, small.pools, small.padding, small.dim)
+    sizes = [sum(p.numel() for p in SIBCLNet(problem.network_spec(s), problem.label_dim).encoder.parameters())
+             for s in MODEL_SIZES]
+    assert sizes[0] < sizes[1]
+    if name in ("phc", "tise"):
+        assert sizes[1] < sizes[2]  # between the CPU-sized network and the paper's
+    with pytest.raises(SibclError, match="model size 'huge' is unknown: allowed values are small, medium, reference"):
+        problem.network_spec("huge")
 
 
 def test_a_problem_is_found_by_module_and_class_and_a_wrong_one_is_one_line() -> None:

@@ -52,7 +52,7 @@ def _solve(problem_name: str, problem_options: dict[str, Any], inputs: np.ndarra
 def pool_features(problem_name: str, problem_options: dict[str, Any], model_size: str, checkpoint: str,
                   inputs: np.ndarray) -> np.ndarray:
     """The encoder representation of every pool input, from a pretraining checkpoint."""
-    spec = get_problem(problem_name, **problem_options).model_spec(model_size)
+    spec = get_problem(problem_name, **problem_options).network_spec(model_size)
     predictor = build_predictor(problem_name, problem_options, spec, selected_weights(load_state(checkpoint)))
     return predictor.features(inputs)
 

@@ -8,7 +8,7 @@ is NumPy-only: it names its invariances and losses, it does not implement them i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +36,26 @@ class ModelSpec:
     projector_widths: tuple[int, ...]
     #: 'circular' for periodic cells, 'zeros' for boxes with walls.
     padding: str = "circular"
+
+    def widened(self, factor: float) -> ModelSpec:
+        """The same network with every layer ``factor`` times as wide (kernel, pools, depth and the
+        label's output width unchanged): the convolutions' cost grows about as ``factor``².
+
+        >>> ModelSpec(dim=2, kernel=7, conv_widths=(16, 32), pools=(2, 4), fc_widths=(128,),
+        ...           predictor_widths=(256,), projector_widths=(64,)).widened(2).conv_widths
+        (32, 64)
+        """
+        def scaled(widths: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(max(1, round(w * factor)) for w in widths)
+
+        return replace(self, conv_widths=scaled(self.conv_widths), fc_widths=scaled(self.fc_widths),
+                       predictor_widths=scaled(self.predictor_widths), projector_widths=scaled(self.projector_widths))
+
+
+#: The network sizes of every problem: its own ``small`` (CPU-sized) and ``reference`` (the
+#: paper's), and ``medium``: ``small`` twice as wide (about 4× its FLOPs, 1/8 of the phc reference's),
+#: the size between the two that a 2-core machine can still pretrain (3.1× small's step time there).
+MODEL_SIZES = ("small", "medium", "reference")
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,14 @@ class Problem(ABC):
     @abstractmethod
     def model_spec(self, size: str) -> ModelSpec:
         """Network sizes: ``'reference'`` (the paper's) or ``'small'`` (CPU-sized)."""
+
+    def network_spec(self, size: str) -> ModelSpec:
+        """The network of any of ``MODEL_SIZES``: what training, evaluation and export build. A
+        problem defines ``small`` and ``reference`` (``model_spec``); ``medium`` is derived here, so
+        every problem, plugins included, has it."""
+        if size not in MODEL_SIZES:
+            raise SibclError(f"model size {size!r} is unknown: allowed values are {', '.join(MODEL_SIZES)}")
+        return self.model_spec("small").widened(2) if size == "medium" else self.model_spec(size)
 
     #: What a label is called in files and plots (an output column, an axis title).
     label_name: ClassVar[str] = "y"

@@ -25,7 +25,7 @@ def evaluate(problem_name: str, problem_options: dict[str, Any], model_size: str
     """Test error of the checkpoint's selected (best-validation) model on the first ``count``
     test samples; with ``keep_arrays`` also ``arrays``: test predictions, true labels, errors,
     and the encoder's features and label scalar on the first ``n_val`` validation samples."""
-    spec = get_problem(problem_name, **problem_options).model_spec(model_size)
+    spec = get_problem(problem_name, **problem_options).network_spec(model_size)
     predictor = build_predictor(problem_name, problem_options, spec, selected_weights(load_state(checkpoint_dir)))
     data = read_split(test_paths, count)
     predicted = predictor.predict(data["x"])
