@@ -87,6 +87,10 @@ def test_cells_fine_tune_from_several_checkpoints_and_keep_the_best_on_validatio
         assert cell["selected_try"] == int(np.argmin(vals)) and cell["val_error"] == min(vals)
         assert cell["checkpoint"] == cell["tries"][cell["selected_try"]]["checkpoint"]
         assert math.isfinite(cell["test_error"])
+        # the kept run's best validation error after each of smoke's 4 fine-tuning epochs, ending at the cell's
+        curve = cell["finetune_val_curve"]
+        assert len(curve) == 4 and curve == sorted(curve, reverse=True) and curve[-1] == pytest.approx(cell["val_error"])
+    assert "Fine-tuning length" in (out / "results.md").read_text()
     tl_from_1 = load_state(cells["tl"]["tries"][0]["checkpoint"])
     assert tl_from_1["config"]["init_state"] == str(next(p for p in pretraining.glob("checkpoint_*")
                                                          if load_state(p)["epochs_done"] == 1))

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sibcl_ray.benchmark.report import (aggregate, curve_slopes, label_savings, markdown_table, plot,
-                                        plot_pretraining, selection_savings, write_report)
+from sibcl_ray.benchmark.report import (aggregate, curve_slopes, finetune_late_gains, label_savings, markdown_table,
+                                        plot, plot_pretraining, selection_savings, write_report)
 
 
 def _cell(method: str, nsam: int, seed: int, test_error: float, val_error: float | None = None) -> dict:
@@ -122,6 +122,22 @@ def test_curve_slopes_are_the_power_law_exponents_and_show_where_a_curve_flatten
     assert "| sibcl | 50→100: -1.00, 100→200: +0.00 |" in markdown_table(aggregate(cells))
 
 
+def test_late_gains_flag_fine_tuning_that_stopped_while_still_improving(tmp_path: Path) -> None:
+    converged = [0.2, 0.1] + [0.05] * 28  # best after epoch 21 of 30 equals the end: 0 %
+    improving = [0.1 - 0.001 * e for e in range(30)]  # still falling: 0.080 after 21, 0.071 at 30
+    cells = [{**_cell("sibcl", 50, s, 0.1), "finetune_val_curve": converged} for s in range(2)]
+    cells += [{**_cell("sl", 50, 0, 0.2), "finetune_val_curve": improving},
+              {**_cell("sl", 100, 0, 0.15)}]  # a cell from before the curve was recorded: left out
+    late = finetune_late_gains(cells)
+    assert late == {"sibcl": {"50": 0.0}, "sl": {"50": pytest.approx(0.080 / 0.071 - 1)}}
+    text = markdown_table(aggregate(cells), late=late)
+    assert "| sibcl | 0.0 % |" in text and "| sl | 12.7 % * |" in text  # flagged above 1 %
+    report = write_report(cells, tmp_path / "out", "phc: t")
+    assert report["finetune_late_gains"]["sl"]["50"] == pytest.approx(0.080 / 0.071 - 1)
+    assert "Fine-tuning length" in (tmp_path / "out" / "results.md").read_text()
+    assert "Fine-tuning length" not in markdown_table(aggregate(cells))
+
+
 def test_pretraining_losses_are_drawn_per_run(tmp_path: Path) -> None:
     histories = {"sibcl": [{"epochs_done": e, "contrastive_loss": 6 / e, "surrogate_loss": 1 / e} for e in (1, 2, 3)],
                  "tl": [{"epochs_done": e, "surrogate_loss": 2 / e} for e in (1, 2, 3)]}
@@ -178,7 +194,8 @@ def test_write_report_outputs(tmp_path: Path) -> None:
     returned = write_report(cells, out, "power law")
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert returned == saved
-    assert set(saved) == {"title", "reference", "aggregate", "savings", "selection_savings", "slopes", "cells"}
+    assert set(saved) == {"title", "reference", "aggregate", "savings", "selection_savings", "slopes",
+                          "finetune_late_gains", "cells"}
     assert list(saved["aggregate"]) == ["sibcl", "sl"] and len(saved["cells"]) == len(cells)
     assert 100 < saved["savings"]["sl"]["labels_needed"] < 400
     markdown = (out / "results.md").read_text(encoding="utf-8")

@@ -134,10 +134,13 @@ def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], tries: list[Try], 
         done.append({"from_epoch": attempt.from_epoch, "seed": attempt.seed, "val_error": float(val_error),
                      "checkpoint": checkpoint})
     best = min(range(len(done)), key=lambda i: done[i]["val_error"])
+    kept_history = load_state(done[best]["checkpoint"]).get("history", [])
     test = evaluate_in_task(job.problem, job.problem_options, model_size, done[best]["checkpoint"], test_paths, n_test,
                             use_gpu=bool(job.gpus_per_worker), val_paths=val[0] if val else None,
                             n_val=val[1] if val else 0, keep_arrays=val is not None)
-    out = {"val_error": done[best]["val_error"], **test, "checkpoint": done[best]["checkpoint"]}
+    out = {"val_error": done[best]["val_error"], **test, "checkpoint": done[best]["checkpoint"],
+           # whether fine-tuning was long enough: the kept run's best validation error after each epoch
+           "finetune_val_curve": [h["val_error"] for h in kept_history if "finetune_loss" in h]}
     if len(done) > 1:
         out.update(tries=done, selected_try=best)
     return out
