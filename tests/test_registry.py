@@ -75,7 +75,7 @@ def test_medium_is_small_twice_as_wide_for_every_problem(name: str) -> None:
     small, medium = problem.network_spec("small"), problem.network_spec("medium")
     assert medium.conv_widths == tuple(2 * w for w in small.conv_widths)
     assert medium.fc_widths == tuple(2 * w for w in small.fc_widths)
-    assert (medium.kernel, medium.pools, medium.padding, medium.dim) == (small.kernel, small.pools, small.padding, small.dim)
+    assert (medium.kernel, medium.pools, medium.padding) == (small.kernel, small.pools, small.padding)
     sizes = [sum(p.numel() for p in SIBCLNet(problem.network_spec(s), problem.label_dim).encoder.parameters())
              for s in MODEL_SIZES]
     assert sizes[0] < sizes[1]
