@@ -54,7 +54,8 @@ class ModelSpec:
 
 #: The network sizes of every problem: its own ``small`` (CPU-sized) and ``reference`` (the
 #: paper's), and ``medium``: ``small`` twice as wide (about 4× its FLOPs, 1/8 of the phc reference's),
-#: the size between the two that a 2-core machine can still pretrain (3.1× small's step time there).
+#: the size between the two that a 2-core machine can still pretrain (3.1× small's step time there;
+#: BENCHMARKS.md, "Model size").
 MODEL_SIZES = ("small", "medium", "reference")
 
 
