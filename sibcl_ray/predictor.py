@@ -74,7 +74,7 @@ class Predictor:
             x = x[None]
         if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
             raise InputError(f"inputs have shape {x.shape}: allowed are {self.input_shape} (one input) or "
-                             f"(N, {', '.join(map(str, self.input_shape))}) for {self.problem.describe()}")
+                             f"(N, {', '.join(map(str, self.input_shape))}) for {self.problem.name}")
         if len(x) == 0:
             raise InputError("inputs are empty: at least one input is needed")
         bad = ~np.isfinite(x)
@@ -106,9 +106,11 @@ class Predictor:
 
     def predict(self, inputs: np.ndarray, batch_size: int = 256,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Labels in physical units, shape ``(N, label_dim)``; ``progress(n)`` after each batch of n."""
+        """Labels in physical units, shape ``(N, label_dim)``, never below the label's physical floor
+        (``Problem.physical``: no negative DOS); ``progress(n)`` after each batch of n."""
         net = self.net
-        return self._run(inputs, lambda x: net(x, head="predict"), batch_size, progress) + self._offset
+        return self.problem.physical(self._run(inputs, lambda x: net(x, head="predict"), batch_size, progress)
+                                     + self._offset)
 
     def features(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The encoder's representation of each input, shape ``(N, representation size)``."""

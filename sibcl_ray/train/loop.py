@@ -371,7 +371,7 @@ def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays) -> float:
     model.eval()
     preds = [model(val["x"][i : i + 512], head="predict") for i in range(0, len(val["x"]), 512)]
     offset = problem.label_offset()
-    predicted = torch.cat(preds).cpu().numpy() + offset
+    predicted = problem.physical(torch.cat(preds).cpu().numpy() + offset)  # as the exported predictor returns it
     true = val["y"].cpu().numpy() + offset
     return float(np.mean(problem.errors(predicted, true)))
 
