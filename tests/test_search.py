@@ -17,7 +17,7 @@ from ray import tune
 
 from sibcl_ray.presets import get_preset
 from sibcl_ray.search.outputs import SEARCH_PLOTS, plot_search, plotted_study, trial_rows, write_trials_csv
-from sibcl_ray.search.searcher import study_storage
+from sibcl_ray.search.searcher import load_search_study, study_storage
 from sibcl_ray.search.run import SearchSettings, _new_tuner, best_finetuned
 from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
 from sibcl_ray.train.runs import RunSpec
@@ -103,7 +103,7 @@ def test_tpe_asha_search_is_seeded_stops_bad_trials_and_writes_outputs(tmp_path:
     with open(tmp_path / "trials.csv") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 8 and len({r["trial_id"] for r in table}) == 8 and "temperature" in table[0]
-    shown = plot_search("synthetic-3", tmp_path / "a")
+    shown = plot_search(load_search_study(tmp_path / "a", "synthetic-3"), tmp_path / "a")
     assert set(shown) == set(SEARCH_PLOTS) and not any(s.startswith("not drawn") for s in shown.values()), shown
     for name in shown:
         assert (tmp_path / "a" / name).stat().st_size > 10_000
@@ -170,7 +170,7 @@ def test_a_search_of_mostly_stopped_trials_plots_every_trial_at_their_common_epo
     assert len(compared.trials) == 6 and basis.startswith("rung_error at epoch 2, the last epoch all 6 trials")
     importances = optuna.importance.get_param_importances(compared)
     assert max(importances, key=importances.get) == "temperature" and importances["temperature"] > 0.5
-    shown = plot_search("quick-like", tmp_path)
+    shown = plot_search(load_search_study(tmp_path, "quick-like"), tmp_path)
     assert set(shown) == set(SEARCH_PLOTS) and all(what.startswith(("rung_error", "every")) for what in shown.values())
     for name in shown:
         assert (tmp_path / name).stat().st_size > 10_000
@@ -179,7 +179,7 @@ def test_a_search_of_mostly_stopped_trials_plots_every_trial_at_their_common_epo
 def test_a_plot_of_one_trial_is_left_out_with_the_reason(tmp_path: Path) -> None:
     _quick_like_study(tmp_path, completed=1, pruned=0)
     (tmp_path / "search_slice.png").write_bytes(b"an earlier run's picture")
-    shown = plot_search("quick-like", tmp_path)
+    shown = plot_search(load_search_study(tmp_path, "quick-like"), tmp_path)
     assert shown["search_slice.png"].startswith("not drawn: 1 completed trial(s)")
     assert not (tmp_path / "search_slice.png").exists()  # no picture that looks like information and is not
     assert (tmp_path / "search_intermediate.png").stat().st_size > 10_000

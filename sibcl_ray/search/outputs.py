@@ -101,18 +101,16 @@ def plotted_study(study: Any) -> tuple[Any, str]:
                      f"({len(complete)} completed, {len(reported) - len(complete)} stopped by ASHA)")
 
 
-def plot_search(study_name: str, folder: Path) -> dict[str, str]:
-    """The search's pictures, drawn by Optuna from the stored study (``SEARCH_PLOTS``); returns
-    for each PNG what it shows, or why it was left out (summary.json's ``search_plots``).
+def plot_search(study: Any, folder: Path) -> dict[str, str]:
+    """The search's pictures, drawn by Optuna from its stored study (``SEARCH_PLOTS``) into
+    ``folder``; returns for each PNG what it shows, or why it was left out (summary.json's
+    ``search_plots``).
 
     Every trial's rung values (``search_intermediate.png``) come from the stored study; the value
     plots from :func:`plotted_study`, titled with what their value is. A plot that would show
     nothing (fewer than :data:`MIN_PLOTTED_TRIALS` comparable trials) is not drawn: a picture of one
     dot looks like information and is not.
     """
-    from sibcl_ray.search.searcher import load_search_study
-
-    study = load_search_study(folder, study_name)
     compared, basis = plotted_study(study)
     shown: dict[str, str] = {}
     for name, function in SEARCH_PLOTS.items():

@@ -38,7 +38,7 @@ from ray.tune.search import ConcurrencyLimiter
 from sibcl_ray import storage
 from sibcl_ray.data.generate import GenerationReport, prepare
 from sibcl_ray.data.imported import ImportedDataset
-from sibcl_ray.data.picks import select_and_label
+from sibcl_ray.train.picks import select_and_label
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.monitoring import record_best_val_error
 from sibcl_ray.pictures import write_model_pictures
@@ -49,7 +49,7 @@ from sibcl_ray.provenance import provenance
 from sibcl_ray.resources import run_resources, task_options
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.outputs import COMPLETED, plot_search, trial_rows, write_best_config, write_trials_csv
-from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
+from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, load_search_study, study_storage
 from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
@@ -263,7 +263,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "best_is_reference": _is_reference(best.config, settings.space), "model": str(model_dir),
         "checkpoints_deleted": freed,
         "trackers": list(settings.trackers), **provenance(settings.seed),
-        "search_plots": plot_search(experiment, settings.output),
+        "search_plots": plot_search(load_search_study(settings.output, experiment), settings.output),
     }
     (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
