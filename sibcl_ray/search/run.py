@@ -53,6 +53,7 @@ from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, load_search_stu
 from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
+from sibcl_ray.search.trial_counts import TrialCounts
 from sibcl_ray.train.checkpoints import load_state, selected_weights
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
@@ -184,6 +185,7 @@ class _Progress(tune.Callback):
         self._phase[name] = phase
         if phase == "finetune" and result.get("val_error", float("inf")) < self.best:
             self.best = float(result["val_error"])
+        if self.best < float("inf"):  # on every result: Ray drops a gauge from its export ~20 s after its last set
             record_best_val_error(self.problem, self.best)
 
 
@@ -394,6 +396,7 @@ def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root
                                   failure_config=trial_failure_config(job),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                   callbacks=[_StopWatch(), _TrialStatuses(status_file), _Progress(settings.problem),
+                                             TrialCounts(settings.problem),
                                              *tracker_callbacks(settings.trackers, settings.output, job.experiment)]),
     )
 

@@ -146,7 +146,8 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
             _report(where, metrics, pre_opt, replicas, state, config)
             return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
-            record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
+            record_pretraining_throughput(problem.name, config.get("trial_name", "run"),
+                                          metrics["pretrain_samples_per_s"])
         # every epoch's numbers travel in the checkpoint: whether the contrastive loss has flattened
         # is read from the last one (``history``), also for runs outside Tune (a benchmark's)
         state["history"] = [*state["history"], {k: v for k, v in metrics.items()
