@@ -40,7 +40,7 @@ from sibcl_ray.data.generate import GenerationReport, prepare
 from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.train.picks import select_and_label
 from sibcl_ray.errors import SearchInterrupted, SibclError
-from sibcl_ray.monitoring import record_best_val_error
+from sibcl_ray.monitoring import record_best_val_error, wait_for_export
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.presets import Preset
@@ -269,6 +269,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
     }
     (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
+    wait_for_export()
     return summary
 
 
