@@ -3,8 +3,8 @@
 Part 1, any machine with torch (no Ray): the bare contrastive step of ``learning.steps`` for
 each model (phc, tise 2D, tise 3D; small and reference sizes) on each device: data resident on
 the device, a batch a third surrogate inputs as at the reference settings, two invariance views
-made on the device, NT-Xent, Adam; float32 on a CPU, bf16 autocast + channels-last on a GPU
-(``StepSettings.for_device``), optionally ``torch.compile``. Reported: inputs per second (each
+made on the device, NT-Xent, Adam; float32 on a CPU (channels-last for 3D), bf16 autocast +
+channels-last on a GPU (``StepSettings.for_device``), optionally ``torch.compile``. Reported: inputs per second (each
 trained on two views, as the Train loop's ``pretrain_samples_per_s`` counts them), the model's
 TFLOP/s (``learning.flops``: a multiply-add is 2 FLOPs) and MFU against a large matmul timed on
 the same device in the step's dtype, and against the data sheet's bf16 peak where the GPU is
