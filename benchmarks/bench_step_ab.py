@@ -74,7 +74,8 @@ def child(config: dict[str, Any]) -> None:
         print(json.dumps({"seconds": elapsed, "losses": [v.item() for v in out]}), flush=True)
 
 
-def start_side(tree: Path, config: dict[str, Any], env_vars: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_side(tree: Path, config: dict[str, Any],
+               env_vars: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """A side's process, importing ``sibcl_ray`` from ``tree``, once it has warmed up."""
     env = {**os.environ, "PYTHONPATH": str(tree), **env_vars}
     proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(config)], env=env, text=True,
@@ -94,9 +95,13 @@ def turn(proc: subprocess.Popen[str], steps: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="source tree of the old code (a folder holding sibcl_ray/)")
-    parser.add_argument("--cell", default="tise3d:small", help="model:size, as bench_training.py (default tise3d:small)")
-    parser.add_argument("--batch", type=int, default=96, help="contrastive batch in inputs, a third surrogate (default 96)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1, as a search's trials)")
+    parser.add_argument("--cell", default="tise3d:small",
+                        choices=[f"{m}:{s}" for m in MODELS for s in ("small", "reference")],
+                        help="model:size, as bench_training.py (default tise3d:small)")
+    parser.add_argument("--batch", type=int, default=96,
+                        help="contrastive batch in inputs, a third surrogate (default 96)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per side (default 1, as a search's trials)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per side first (default 1)")
     parser.add_argument("--steps", type=int, default=2, help="steps per side per round (default 2)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of old, new (default 5)")
@@ -111,7 +116,9 @@ def main() -> None:
         child(json.loads(args.child))
         return
     if args.baseline is None or not (args.baseline / "sibcl_ray").is_dir():
-        raise SystemExit(f"error: --baseline {args.baseline} is not a source tree holding sibcl_ray/")
+        print(f"error: --baseline {args.baseline} is not a source tree holding sibcl_ray/ "
+              "(make one: git archive main | tar -x -C /tmp/old)", file=sys.stderr)
+        sys.exit(2)
     model, size = args.cell.split(":")
     base = {"model": model, "size": size, "batch": args.batch, "threads": args.threads, "warmup": args.warmup,
             "channels_last": None}
@@ -129,8 +136,8 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     for r in range(args.rounds):
         rounds.append({name: turn(proc, args.steps) for name, proc in procs.items()})
-        print(f"round {r + 1}: " + ", ".join(f"{n} {t['seconds'] / args.steps:.3f} s/step" for n, t in rounds[-1].items()),
-              flush=True)
+        times = ", ".join(f"{n} {t['seconds'] / args.steps:.3f} s/step" for n, t in rounds[-1].items())
+        print(f"round {r + 1}: {times}", flush=True)
     for proc in procs.values():
         assert proc.stdin is not None
         proc.stdin.close()
