@@ -12,6 +12,7 @@ speed-up) and their median, plus each side's first loss (the same maths gives th
     git archive main | tar -x -C /tmp/old
     python benchmarks/bench_step_ab.py --baseline /tmp/old                  # tise 3D small, 5 rounds
     python benchmarks/bench_step_ab.py --baseline /tmp/old --cell phc:small --rounds 3
+    python benchmarks/bench_step_ab.py --baseline /tmp/old --mode eval    # validation passes instead
 """
 
 from __future__ import annotations
@@ -62,16 +63,26 @@ def child(config: dict[str, Any]) -> None:
     batch = sum(contrastive_split(config["batch"], hp["mix_ratio"]))
     x = torch.rand((batch, *problem.input_shape), generator=gen)
     augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
-    losses = [contrastive_step(net, opt, x, augment, gen, hp["temperature"], settings).item()
-              for _ in range(config["warmup"])]
-    print(json.dumps({"ready": True, "inputs": batch, "settings": settings.describe(), "losses": losses,
+    if config["mode"] == "eval":  # a validation pass: 500 inputs in chunks of 512, as train.loop._val_error
+        x = torch.rand((500, *problem.input_shape), generator=gen)
+        net.eval()
+
+        def run(steps: int) -> list[float]:
+            with torch.no_grad():
+                return [float(net(x, head="predict").sum()) for _ in range(steps)]
+    else:
+        def run(steps: int) -> list[float]:
+            out = [contrastive_step(net, opt, x, augment, gen, hp["temperature"], settings) for _ in range(steps)]
+            return [v.item() for v in out]
+    losses = run(config["warmup"])
+    print(json.dumps({"ready": True, "inputs": len(x), "settings": settings.describe(), "losses": losses,
                       "sibcl_ray": str(Path(sys.modules["sibcl_ray"].__file__).parent)}), flush=True)
     for line in sys.stdin:
         steps = int(line)
         start = time.perf_counter()
-        out = [contrastive_step(net, opt, x, augment, gen, hp["temperature"], settings) for _ in range(steps)]
+        out = run(steps)
         elapsed = time.perf_counter() - start
-        print(json.dumps({"seconds": elapsed, "losses": [v.item() for v in out]}), flush=True)
+        print(json.dumps({"seconds": elapsed, "losses": out}), flush=True)
 
 
 def start_side(tree: Path, config: dict[str, Any],
@@ -107,6 +118,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of old, new (default 5)")
     parser.add_argument("--ablate", action="store_true",
                         help="add a third side: the new code with NCDHW/NCHW convolutions (channels-last off)")
+    parser.add_argument("--mode", choices=("step", "eval"), default="step",
+                        help="time contrastive steps, or validation passes (500 inputs, eval mode, no grad)")
     parser.add_argument("--thp", action="store_true",
                         help="add a side: the new code with torch's transparent-huge-page allocations on")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/step_ab.json"))
@@ -121,7 +134,7 @@ def main() -> None:
         sys.exit(2)
     model, size = args.cell.split(":")
     base = {"model": model, "size": size, "batch": args.batch, "threads": args.threads, "warmup": args.warmup,
-            "channels_last": None}
+            "channels_last": None, "mode": args.mode}
     sides = {"old": (args.baseline, base, {}), "new": (REPO, base, {})}
     if args.ablate:
         sides["new, channels-last off"] = (REPO, {**base, "channels_last": False}, {})

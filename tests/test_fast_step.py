@@ -52,6 +52,20 @@ def reference_encoder(model: SIBCLNet, x: torch.Tensor) -> torch.Tensor:
     return model.encoder.head(h.flatten(2).mean(dim=2))
 
 
+@torch.no_grad()
+def evaluate(model: SIBCLNet, x: torch.Tensor, reference: bool) -> torch.Tensor:
+    """Predictions in evaluation mode: the modules one after the other in the reference's order
+    (``reference``), or the model's own forward."""
+    model.eval()
+    if reference:
+        h = x.to(next(model.parameters()).dtype).unsqueeze(1)
+        features = model.encoder.features
+        for i in range(0, len(features), 4):
+            h = features[i + 2](F.relu(features[i + 1](features[i](h))))
+        return model.predictor(model.encoder.head(h.flatten(2).mean(dim=2)))
+    return model(x, head="predict")
+
+
 def reference_nt_xent(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """SimCLR's loss from its definition: each view's positive is the other view of its sample,
     every other view a negative, cosine similarities over the temperature."""
@@ -115,6 +129,10 @@ def test_tise3d_step_equals_the_reference_step_in_float64() -> None:
     running = [(a, b) for a, b in zip(model.buffers(), reference.buffers()) if a.dtype == torch.float32]
     assert len(running) == 2 * 5  # BatchNorm's running mean and variance, 4 blocks and the projector
     assert all(torch.allclose(a.double(), b, rtol=1e-5, atol=1e-6) for a, b in running)
+    # evaluation (running statistics; the pool before the affine map) of the three updated networks
+    predicted = [evaluate(net, x, ref).double() for net, ref in ((fast, False), (today, True), (reference, True))]
+    fast_error, today_error = ((p - predicted[2]).abs().max().item() for p in predicted[:2])
+    assert fast_error <= 4 * today_error + 1e-6 * predicted[2].abs().max().item()
 
 
 def test_tise3d_losses_follow_todays_over_adam_steps() -> None:
@@ -158,8 +176,13 @@ def test_norm_then_pool_is_batchnorm_then_maxpool(memory_format: torch.memory_fo
                          (norm.running_mean, ref_norm.running_mean), (norm.running_var, ref_norm.running_var)):
         assert (mine.double() - theirs).abs().max() < 1e-5 * max(1.0, theirs.abs().max().item())
     assert int(norm.num_batches_tracked) == 1
-    norm.eval()  # evaluation takes the modules: running statistics, no fusing
+    norm.eval()  # with a negative scale, evaluation takes the modules
     assert torch.equal(norm_then_pool(y.detach(), norm, pool), pool(norm(y.detach())))
+    with torch.no_grad():
+        norm.weight.abs_()  # all scales positive: the pool first, then the affine map
+    ref_norm.load_state_dict(norm.state_dict())
+    ref_norm.eval()
+    assert (norm_then_pool(y.detach(), norm, pool).double() - pool(ref_norm(y64.detach()))).abs().max() < 1e-5
 
 
 def test_batch_stats_are_float32_accurate_far_from_zero() -> None:
