@@ -3,8 +3,8 @@
 Part 1, any machine with torch (no Ray): the bare contrastive step of ``learning.steps`` for
 each model (phc, tise 2D, tise 3D; small and reference sizes) on each device: data resident on
 the device, a batch a third surrogate inputs as at the reference settings, two invariance views
-made on the device, NT-Xent, Adam; float32 on a CPU, bf16 autocast + channels-last on a GPU
-(``StepSettings.for_device``), optionally ``torch.compile``. Reported: inputs per second (each
+made on the device, NT-Xent, Adam; float32 on a CPU (channels-last for 3D), bf16 autocast +
+channels-last on a GPU (``StepSettings.for_device``), optionally ``torch.compile``. Reported: inputs per second (each
 trained on two views, as the Train loop's ``pretrain_samples_per_s`` counts them), the model's
 TFLOP/s (``learning.flops``: a multiply-add is 2 FLOPs) and MFU against a large matmul timed on
 the same device in the step's dtype, and against the data sheet's bf16 peak where the GPU is
@@ -125,7 +125,7 @@ def step_rows(args: argparse.Namespace, device: torch.device) -> tuple[list[dict
         problem = get_problem(name, **options)
         flops = model_flops(problem.network_spec(size), problem.input_shape, problem.label_dim)
         for compiled in compiles:
-            settings = StepSettings.for_device(device, compile=compiled)
+            settings = StepSettings.for_device(device, compile=compiled, dim=problem.network_spec(size).dim)
             timing = time_steps(problem, size, device, settings, args.batch, steps, warmup)
             tflops = flops.contrastive_input * timing["inputs_per_s"] / 1e12
             rows.append({"device": str(device), "device_name": _device_name(device), "cell": cell, "model": model_name,
@@ -173,7 +173,7 @@ def bare_epochs(problem: Problem, job: RunSpec, splits: dict[str, dict[str, np.n
             for name, a in splits.items()}
     spec = problem.network_spec(job.model_size)
     torch.manual_seed(job.seed)
-    settings = StepSettings.for_device(device)
+    settings = StepSettings.for_device(device, dim=spec.dim)
     model = settings.prepare(SIBCLNet(spec, problem.label_dim), spec.dim)
     losses, method = Losses(problem, config), get_method(job.method)
     opt = PretrainOptimizers.for_method(model, method, hp["lr_pretrain"])

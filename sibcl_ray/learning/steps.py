@@ -39,14 +39,17 @@ class StepSettings:
     compile: str | None = None
 
     @classmethod
-    def for_device(cls, device: torch.device, compile: bool = False) -> StepSettings:
-        """What a step should use on ``device``: bf16 autocast + channels-last on CUDA (tensor
-        cores take bf16, and cuDNN's fast convolutions want NHWC/NDHWC), float32 elsewhere;
-        compiled by inductor if ``compile``."""
+    def for_device(cls, device: torch.device, compile: bool = False, dim: int | None = None) -> StepSettings:
+        """What a step should use on ``device`` for a network with ``dim``-dimensional convolutions:
+        bf16 autocast + channels-last on CUDA (tensor cores take bf16, and cuDNN's fast
+        convolutions want NHWC/NDHWC); float32 elsewhere, channels-last for 3D networks (oneDNN's
+        3D convolutions and max pooling over 8-32 channels run several times faster in NDHWC
+        than in NCDHW, BENCHMARKS.md; BatchNorm's statistics are then computed by
+        ``normpool``, torch's channels-last ones being inexact); compiled by inductor if ``compile``."""
         backend = "inductor" if compile else None
         if device.type == "cuda":
             return cls(autocast_dtype=torch.bfloat16, channels_last=True, cudnn_benchmark=True, compile=backend)
-        return cls(compile=backend)
+        return cls(channels_last=dim == 3, compile=backend)
 
     def prepare(self, model: nn.Module, dim: int) -> nn.Module:
         """``model`` (with ``dim``-dimensional convolutions) in these settings' memory format,
@@ -72,7 +75,7 @@ class StepSettings:
         return "+".join([dtype] + ["channels_last"] * self.channels_last + compiled)
 
 
-#: The CPU default and what every step ran before settings existed.
+#: What every step ran before settings existed, and the CPU's for 2D networks.
 FLOAT32 = StepSettings()
 
 

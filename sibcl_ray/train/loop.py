@@ -71,7 +71,7 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
     data = {name: _load_split(problem, where.split_batches(name), device) for name in config["splits"]}
     torch.manual_seed(int(config["seed"]))  # same initial weights on every rank and every rerun
     spec = problem.network_spec(config["model_size"])
-    settings = StepSettings.for_device(device)  # float32 on a CPU; bf16 autocast + channels-last on a GPU
+    settings = StepSettings.for_device(device, dim=spec.dim)  # CPU: float32; GPU: bf16; channels-last: GPU, CPU 3D
 
     def build_model(weights: dict[str, Any] | None) -> torch.nn.Module:
         net = SIBCLNet(spec, problem.label_dim)
