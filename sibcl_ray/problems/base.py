@@ -148,6 +148,11 @@ class Problem(ABC):
 
     #: What a label is called in files and plots (an output column, an axis title).
     label_name: ClassVar[str] = "y"
+    #: What the problem's per-input cheap label is (a coarse solve of the very input, e.g. tise's E0
+    #: on a 5^d grid), or None when it declares none. With one, ``cheap_labels`` computes it, the
+    #: shards of the labelled splits carry it as column ``c``, and the multi-fidelity methods
+    #: (``fit-mf``, ``sl-mf``, ``tl-mf``, ``sibcl-mf``) and the search knob ``multifidelity`` use it.
+    cheap_label: ClassVar[str | None] = None
     #: Whether the generators above make real data. A problem whose data only comes from its
     #: users' files (``python -m sibcl_ray.import``) sets False and raises in them; a run then
     #: refuses, in one line, a split its imported dataset lacks instead of generating it.
@@ -158,6 +163,12 @@ class Problem(ABC):
         ``.npz`` and Parquet (phc: the reference code's HDF5), for ``python -m sibcl_ray.import``."""
         raise SibclError(f"{path}: {path.suffix or 'a file without suffix'} is not a format --problem {self.name} "
                          "reads: give .npy, .npz (arrays x, y) or .parquet (columns x, y)")
+
+    def cheap_labels(self, inputs: np.ndarray) -> np.ndarray:
+        """The cheap label of each input, shape (count, 1) or (count, label_dim), float32: what a
+        coarse solver says of the very input (NumPy only, batched: it runs in label tasks and in
+        the predictor). Only for a problem whose ``cheap_label`` is set."""
+        raise SibclError(no_cheap_label(self.name, "cheap labels"))
 
     def label_axis(self) -> tuple[str, np.ndarray] | None:
         """The physical axis a vector label is sampled on, as (name, values) — e.g. the DOS's
@@ -193,3 +204,29 @@ class Problem(ABC):
         """One line for logs and summaries."""
         sig = ", ".join(f"{k}={v}" for k, v in self.signature().items() if k != "problem")
         return f"{self.name} ({sig})"
+
+
+def require_cheap_label(problem: str, what: str, plain: str | None = None) -> None:
+    """Refuse ``what`` in one line (``SibclError``) unless problem ``problem`` declares a cheap label."""
+    from sibcl_ray.problems.registry import problem_class
+
+    if problem_class(problem).cheap_label is None:
+        raise SibclError(no_cheap_label(problem, what, plain))
+
+
+def no_cheap_label(problem: str, what: str, plain: str | None = None) -> str:
+    """The one line that refuses ``what`` (a ``-mf`` method, the ``multifidelity`` knob) for a
+    problem that declares no per-input cheap label; ``plain`` names what to use instead."""
+    from sibcl_ray.problems.registry import available_problems, problem_class
+
+    having = [n for n in available_problems() if _has_cheap_label(problem_class, n)]
+    instead = f"use {plain}, or " if plain else "use "
+    return (f"{what} needs a per-input cheap label and problem {problem!r} declares none: {instead}a problem "
+            f"that has one ({', '.join(having) or 'none installed'})")
+
+
+def _has_cheap_label(problem_class: Any, name: str) -> bool:
+    try:
+        return problem_class(name).cheap_label is not None
+    except SibclError:  # a plugin that fails to load does not decide this message
+        return False
