@@ -295,3 +295,31 @@ def test_the_mf_methods_run_through_the_benchmark_with_their_cost(tmp_path: Path
         assert float(np.mean(predictor.errors(test["x"], test["y"]))) == pytest.approx(cells[method]["test_error"],
                                                                                        abs=1e-6)
     assert not (out / "models" / "fit-mf-n25-s0").exists()  # no network to export
+
+
+def test_the_search_knob_trains_the_mf_twin_from_its_pretraining_on(tmp_path: Path) -> None:
+    """``multifidelity: true`` in a trial's hyperparameters: the network pretrains its surrogate head on the
+    surrogate set and fine-tunes the residual of the fit made on the training labels, all in one run."""
+    from sibcl_ray.train.checkpoints import load_state, selected_weights
+    from sibcl_ray.train.runs import RunSpec, fit_run
+
+    rng = np.random.default_rng(11)
+    x = TISE2.target_inputs(rng, 40)
+    y, c = TISE2.target_labels(x), TISE2.cheap_labels(x)
+    xs, ys = TISE2.surrogate_samples(rng, 16)
+    datasets = {"train": {"x": x[:24], "y": y[:24], "c": c[:24]}, "val": {"x": x[24:], "y": y[24:], "c": c[24:]},
+                "unlabeled": {"x": TISE2.target_inputs(rng, 16)}, "surrogate": {"x": xs, "y": ys}}
+    job = RunSpec(problem="tise", problem_options={"dim": 2}, method="sibcl", model_size="small", pretrain_epochs=1,
+                  finetune_epochs=2, nsam=24, seed=0, splits={}, storage_path=str(tmp_path), experiment="mf",
+                  pretrain_steps=2, surrogate_steps=2,
+                  fixed_hparams={"multifidelity": True, "batch_size": 8, "finetune_batch_size": 8})
+    result = fit_run(job, {}, "trial", datasets=datasets)
+    state = load_state(result.checkpoint)
+    assert state["config"]["hparams"]["multifidelity"] is True
+    surrogate_losses = [h["surrogate_loss"] for h in state["history"] if "surrogate_loss" in h]
+    assert len(surrogate_losses) == 1 and np.isfinite(surrogate_losses[0])
+    weights = selected_weights(state)
+    expected = CheapFit.fit(c[:24], y[:24] - TISE2.label_offset())
+    np.testing.assert_allclose(weights["cheap_coef"].numpy(), expected.coef, rtol=1e-9)
+    np.testing.assert_allclose(weights["cheap_norm"].numpy(), [expected.center, expected.scale], rtol=1e-9)
+    assert "surrogate_head.0.weight" in weights and weights["predictor.0.weight"].shape[1] == 65  # 64 + E_lo
