@@ -75,14 +75,16 @@ METHODS: dict[str, Method] = {
                augment_labelled=False, selects=True, twin="ssl"),
         Method("tl-al", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True,
                augment_labelled=False, selects=True, twin="tl"),
+        # the -mf networks augment their labelled inputs: the cheap label is exactly invariant too, and on
+        # tise 2D quick it gave sl-mf 7 % (BENCHMARKS.md "Multi-fidelity")
         Method("fit-mf", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False,
                augment_labelled=False, multifidelity=True, network=False),
         Method("sl-mf", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False,
-               augment_labelled=False, multifidelity=True),
+               augment_labelled=True, multifidelity=True),
         Method("tl-mf", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True,
-               augment_labelled=False, twin="tl", multifidelity=True),
+               augment_labelled=True, twin="tl", multifidelity=True),
         Method("sibcl-mf", contrastive=True, contrastive_surrogate=True, surrogate_supervised=True,
-               augment_labelled=False, twin="sibcl", multifidelity=True),
+               augment_labelled=True, twin="sibcl", multifidelity=True),
     )
 }
 
