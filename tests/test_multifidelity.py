@@ -296,6 +296,15 @@ def test_the_mf_methods_run_through_the_benchmark_with_their_cost(tmp_path: Path
                                                                                        abs=1e-6)
     assert not (out / "models" / "fit-mf-n25-s0").exists()  # no network to export
 
+    # python -m sibcl_ray.predict takes the physical inputs alone, as for any model
+    np.save(tmp_path / "v.npy", test["x"][:5])
+    cli = _run("predict", "--model", str(out / "models" / "sl-mf-n25-s0"), "--inputs", str(tmp_path / "v.npy"),
+               "--output", str(tmp_path / "e0.npy"))
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "e0.npy"),
+                               sibcl_ray.load_model(out / "models" / "sl-mf-n25-s0", device="cpu").predict(test["x"][:5]),
+                               rtol=0, atol=1e-6)
+
 
 def test_the_search_knob_trains_the_mf_twin_from_its_pretraining_on(tmp_path: Path) -> None:
     """``multifidelity: true`` in a trial's hyperparameters: the network pretrains its surrogate head on the
