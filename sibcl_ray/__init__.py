@@ -9,6 +9,9 @@ Layers, each importable without the ones below it:
 - ``search``: search spaces and the Ray Tune driver;
 - ``predictor``: a trained model folder loaded for predictions (torch only, no Ray).
 
+``tests/test_layers.py`` holds the whole order, module by module, and fails on an import back up
+or a circle.
+
 Use a trained model::
 
     >>> import sibcl_ray

@@ -343,11 +343,47 @@ def rule_token_auth_on_every_node(raw: Config, prepared: Config) -> None:
         f"file_mounts must copy your ~/.ray/auth_token to {TOKEN_MOUNT} on every node, got {mounts}")
 
 
+def _exported(cmd: str, name: str) -> str | None:
+    """The value ``cmd`` exports for ``name`` before it starts Ray (``export A=1 B=2; ray start``)."""
+    found = re.findall(rf"\bexport\b[^;]*\b{name}=(\S+?)(?=[;\s])", cmd[: cmd.find("ray start")])
+    return found[-1] if found else None
+
+
+def rule_monitoring_on_head_loopback(raw: Config, prepared: Config) -> None:
+    """Prometheus runs on the head, on loopback, with the repository's config; the dashboard finds it
+    and Grafana; our Grafana dashboard lies in the folder Ray's Grafana provisioning reads."""
+    head_starts = prepared["head_start_ray_commands"]
+    (ray_start,) = [c for c in head_starts if re.search(r"\bray start\b.*--head\b", c)]
+    proms = [c for c in head_starts if re.search(r"\bprometheus --", c)]
+    assert len(proms) == 1, f"the head must start Prometheus once, got {proms}"
+    assert head_starts.index(proms[0]) > head_starts.index(ray_start), "start Prometheus after Ray"
+    listen = re.findall(r"--web\.listen-address[= ](\S+)", proms[0])
+    assert len(listen) == 1 and re.fullmatch(r"127\.0\.0\.1:\d+", listen[0]), (
+        f"Prometheus must listen on 127.0.0.1 explicitly (its default is every interface), got {listen}")
+    config = re.findall(r"--config\.file[= ](\S+)", proms[0])
+    assert config == [f"{PACKAGE_MOUNT}/monitoring/prometheus.yml"], f"Prometheus config {config}"
+    assert (ROOT / "monitoring" / "prometheus.yml").is_file()
+    assert re.search(r"kill \$\w+", proms[0]) and ".pid" in proms[0], "a restart must stop the old Prometheus by PID"
+    assert _exported(ray_start, "RAY_PROMETHEUS_HOST") == f"http://{listen[0]}", "the dashboard must query this Prometheus"
+    grafana = _exported(ray_start, "RAY_GRAFANA_HOST") or ""
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", grafana), f"RAY_GRAFANA_HOST={grafana!r}: loopback"
+    folder = _exported(ray_start, "RAY_METRICS_GRAFANA_DASHBOARD_OUTPUT_DIR")
+    setup = effective_setup(prepared, prepared["head_node_type"])
+    writes = [i for i, c in enumerate(setup) if f"sibcl_ray.grafana_dashboard --output {folder}/" in c]
+    installs = [i for i, c in enumerate(setup) if c.strip() == f"pip install {PACKAGE_MOUNT}"]
+    assert folder and writes and installs and installs[0] < writes[0], (
+        f"head setup must write the dashboard into RAY_METRICS_GRAFANA_DASHBOARD_OUTPUT_DIR={folder}, got {setup}")
+    assert any(re.search(r"apt-get install .*\bprometheus\b", c) for c in setup), "head setup must install Prometheus"
+    for cmd in prepared["worker_start_ray_commands"]:
+        assert "prometheus" not in cmd, f"Prometheus belongs on the head only: {cmd!r}"
+
+
 RULES = {f.__name__.removeprefix("rule_"): f for f in [
     rule_images_pinned, rule_gpu_image_on_gpu_nodes, rule_trial_driver_only_on_head, rule_driver_slots_cover_gpus,
     rule_workers_scale_from_zero, rule_gpu_worker_leaves_cpus_for_ray_data, rule_nothing_binds_all_interfaces,
     rule_dashboard_host_is_localhost, rule_resources_only_in_node_types, rule_ssh_only_from_one_address,
     rule_ami_explicit, rule_setup_installs_package, rule_shared_storage_mounted, rule_token_auth_on_every_node,
+    rule_monitoring_on_head_loopback,
 ]}
 
 
@@ -428,7 +464,31 @@ MUTATIONS = [
     ("token_auth_on_every_node", lambda c: c["head_start_ray_commands"].__setitem__(
         1, c["head_start_ray_commands"][1].replace("RAY_AUTH_MODE=token", "RAY_AUTH_MODE=disabled"))),
     ("token_auth_on_every_node", lambda c: c["file_mounts"].pop("/home/ray/.ray/auth_token")),
+    ("monitoring_on_head_loopback", lambda c: c["head_start_ray_commands"].pop(2)),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 2,
+                                                          " --web.listen-address=127.0.0.1:9090", "")),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 2,
+                                                          "127.0.0.1:9090", "10.0.0.5:9090")),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 2,
+                                                          "monitoring/prometheus.yml", "prometheus.yml")),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 2, "kill $p", "true")),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 1,
+                                                          "RAY_PROMETHEUS_HOST=http://127.0.0.1:9090",
+                                                          "RAY_PROMETHEUS_HOST=http://127.0.0.1:9091")),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 1,
+                                                          "RAY_GRAFANA_HOST=http://127.0.0.1:3000 ", "")),
+    ("monitoring_on_head_loopback", lambda c: _replace_in(c, "head_start_ray_commands", 1,
+                                                          "OUTPUT_DIR=/home/ray/grafana-dashboards",
+                                                          "OUTPUT_DIR=/tmp/elsewhere")),
+    ("monitoring_on_head_loopback", lambda c: c["head_setup_commands"].pop(1)),  # no Prometheus installed
+    ("monitoring_on_head_loopback", lambda c: c["head_setup_commands"].pop(2)),  # no dashboard written
+    ("monitoring_on_head_loopback", lambda c: c["worker_start_ray_commands"].append(c["head_start_ray_commands"][2])),
 ]
+
+
+def _replace_in(c: Config, key: str, index: int, old: str, new: str) -> None:
+    assert old in c[key][index], f"mutation does not apply: {old!r} not in {c[key][index]!r}"
+    c[key][index] = c[key][index].replace(old, new)
 
 
 def test_every_rule_has_a_mutation() -> None:

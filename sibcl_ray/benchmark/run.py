@@ -33,7 +33,7 @@ from sibcl_ray.benchmark.report import PRETRAINING_LOSSES, write_report
 from sibcl_ray.data.datasets import split_dataset
 from sibcl_ray.data.generate import prepare
 from sibcl_ray.data.imported import ImportedDataset
-from sibcl_ray.data.picks import select_and_label
+from sibcl_ray.train.picks import select_and_label
 from sibcl_ray.data.shards import read_split
 from sibcl_ray.errors import SibclError
 from sibcl_ray.learning.fidelity import CheapFit

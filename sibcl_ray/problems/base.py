@@ -130,6 +130,24 @@ class Problem(ABC):
     def label_offset(self) -> np.ndarray:
         """What the network does not have to learn: it predicts ``label - label_offset()``."""
 
+    #: The smallest value the label can take physically (0 for a density of states, a frequency, or
+    #: a ground-state energy above a non-negative potential), or None when it has no such bound.
+    label_floor: ClassVar[float | None] = None
+
+    def physical(self, predicted: np.ndarray) -> np.ndarray:
+        """Predictions (offset added back) with values the label cannot take raised to ``label_floor``.
+
+        A network that predicts ``label - offset`` can go below the floor (a negative DOS where a
+        band gap is); clipping never moves a prediction away from a true label that obeys the floor,
+        so it can only lower the error.
+
+        >>> from sibcl_ray.problems import get_problem
+        >>> get_problem("tise", dim=2).physical(np.array([[-0.5], [0.25]]))
+        array([[0.  ],
+               [0.25]])
+        """
+        return predicted if self.label_floor is None else np.maximum(predicted, self.label_floor)
+
     @abstractmethod
     def errors(self, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
         """Per-sample error in the problem's published metric (docs/method.md)."""
@@ -168,7 +186,7 @@ class Problem(ABC):
         """The cheap label of each input, shape (count, 1) or (count, label_dim), float32: what a
         coarse solver says of the very input (NumPy only, batched: it runs in label tasks and in
         the predictor). Only for a problem whose ``cheap_label`` is set."""
-        raise SibclError(no_cheap_label(self.name, "cheap labels"))
+        raise SibclError(f"problem {self.name!r} declares no per-input cheap label (Problem.cheap_label)")
 
     def label_axis(self) -> tuple[str, np.ndarray] | None:
         """The physical axis a vector label is sampled on, as (name, values) — e.g. the DOS's
@@ -205,28 +223,3 @@ class Problem(ABC):
         sig = ", ".join(f"{k}={v}" for k, v in self.signature().items() if k != "problem")
         return f"{self.name} ({sig})"
 
-
-def require_cheap_label(problem: str, what: str, plain: str | None = None) -> None:
-    """Refuse ``what`` in one line (``SibclError``) unless problem ``problem`` declares a cheap label."""
-    from sibcl_ray.problems.registry import problem_class
-
-    if problem_class(problem).cheap_label is None:
-        raise SibclError(no_cheap_label(problem, what, plain))
-
-
-def no_cheap_label(problem: str, what: str, plain: str | None = None) -> str:
-    """The one line that refuses ``what`` (a ``-mf`` method, the ``multifidelity`` knob) for a
-    problem that declares no per-input cheap label; ``plain`` names what to use instead."""
-    from sibcl_ray.problems.registry import available_problems, problem_class
-
-    having = [n for n in available_problems() if _has_cheap_label(problem_class, n)]
-    instead = f"use {plain}, or " if plain else "use "
-    return (f"{what} needs a per-input cheap label and problem {problem!r} declares none: {instead}a problem "
-            f"that has one ({', '.join(having) or 'none installed'})")
-
-
-def _has_cheap_label(problem_class: Any, name: str) -> bool:
-    try:
-        return problem_class(name).cheap_label is not None
-    except SibclError:  # a plugin that fails to load does not decide this message
-        return False

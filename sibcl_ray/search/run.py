@@ -38,9 +38,9 @@ from ray.tune.search import ConcurrencyLimiter
 from sibcl_ray import storage
 from sibcl_ray.data.generate import GenerationReport, prepare
 from sibcl_ray.data.imported import ImportedDataset
-from sibcl_ray.data.picks import select_and_label
+from sibcl_ray.train.picks import select_and_label
 from sibcl_ray.errors import SearchInterrupted, SibclError
-from sibcl_ray.monitoring import record_best_val_error
+from sibcl_ray.monitoring import record_best_val_error, wait_for_export
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
 from sibcl_ray.presets import Preset
@@ -49,10 +49,11 @@ from sibcl_ray.provenance import provenance
 from sibcl_ray.resources import run_resources, task_options
 from sibcl_ray.search.driver import run_trial
 from sibcl_ray.search.outputs import COMPLETED, plot_search, trial_rows, write_best_config, write_trials_csv
-from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, study_storage
+from sibcl_ray.search.searcher import JOURNAL_FILE, StudySearch, load_search_study, study_storage
 from sibcl_ray.search.space import reference_point, starting_points, to_tune
 from sibcl_ray.train.methods import get_method
 from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
+from sibcl_ray.search.trial_counts import TrialCounts
 from sibcl_ray.train.checkpoints import load_state, selected_weights
 from sibcl_ray.train.hparams import multifidelity_searched
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
@@ -185,6 +186,7 @@ class _Progress(tune.Callback):
         self._phase[name] = phase
         if phase == "finetune" and result.get("val_error", float("inf")) < self.best:
             self.best = float(result["val_error"])
+        if self.best < float("inf"):  # on every result: Ray drops a gauge from its export ~20 s after its last set
             record_best_val_error(self.problem, self.best)
 
 
@@ -244,6 +246,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
     # the trial's score is the mean over its fine-tuning seeds; the model kept is its best seed's
     per_seed = [float(v) for v in state.get("seed_best_val", [best.metrics["val_error"]])]
     model_dir = _export_best(settings, state, {"val_error": min(per_seed), **test}, arrays)
+    freed = drop_other_checkpoints(results, keep=checkpoint, storage_root=settings.storage)
     summary = {
         "problem": settings.problem, "preset": settings.preset.name, "method": settings.method,
         "best_config": {k: best.config[k] for k in settings.space},
@@ -261,12 +264,30 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "problem_options": settings.problem_options,
         "study": {"name": experiment, "journal": str(settings.output / JOURNAL_FILE)},
         "best_is_reference": _is_reference(best.config, settings.space), "model": str(model_dir),
+        "checkpoints_deleted": freed,
         "trackers": list(settings.trackers), **provenance(settings.seed),
+        "search_plots": plot_search(load_search_study(settings.output, experiment), settings.output),
     }
     (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
-    plot_search(experiment, settings.output)
+    wait_for_export()
     return summary
+
+
+def drop_other_checkpoints(results: Any, keep: str, storage_root: str) -> int:
+    """Delete every trial checkpoint of a finished search but ``keep`` (the selected model's);
+    returns how many were deleted.
+
+    A finished search resumes nothing, and the selected model is also in ``<output>/model``: the
+    other checkpoints (two per trial, each with the optimisers and the fine-tuning seeds' replicas)
+    were most of what a search left on disk."""
+    reported = [p for r in results for p in (r.checkpoint.path if r.checkpoint else None,
+                                             (r.metrics or {}).get("checkpoint_path")) if p]
+    runs = {_checkpoint_location(p, storage_root).rstrip("/").rsplit("/", 1)[0] for p in reported}
+    doomed = [c for run in sorted(runs) for c in storage.list_dirs(run, "checkpoint_") if c.rstrip("/") != keep.rstrip("/")]
+    for checkpoint in doomed:
+        storage.delete_folder(checkpoint)
+    return len(doomed)
 
 
 def _export_best(settings: SearchSettings, state: dict[str, Any], metrics: dict[str, Any], arrays: dict[str, Any]) -> Path:
@@ -377,6 +398,7 @@ def _new_tuner(settings: SearchSettings, job: RunSpec, trainable: Any, tune_root
                                   failure_config=trial_failure_config(job),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                   callbacks=[_StopWatch(), _TrialStatuses(status_file), _Progress(settings.problem),
+                                             TrialCounts(settings.problem),
                                              *tracker_callbacks(settings.trackers, settings.output, job.experiment)]),
     )
 

@@ -155,7 +155,8 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
             _report(where, metrics, pre_opt, replicas, state, config)
             return
         if metrics.get("pretrain_samples_per_s") and rank == 0:
-            record_pretraining_throughput(problem.name, metrics["pretrain_samples_per_s"])
+            record_pretraining_throughput(problem.name, config.get("trial_name", "run"),
+                                          metrics["pretrain_samples_per_s"])
         # every epoch's numbers travel in the checkpoint: whether the contrastive loss has flattened
         # is read from the last one (``history``), also for runs outside Tune (a benchmark's)
         state["history"] = [*state["history"], {k: v for k, v in metrics.items()
@@ -410,7 +411,7 @@ def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays, head: str 
     preds = [model(val["x"][i : i + 512], head=head, **({"cheap": val["c"][i : i + 512]} if cheap else {}))
              for i in range(0, len(val["x"]), 512)]
     offset = problem.label_offset()
-    predicted = torch.cat(preds).cpu().numpy() + offset
+    predicted = problem.physical(torch.cat(preds).cpu().numpy() + offset)  # as the exported predictor returns it
     true = val["y"].cpu().numpy() + offset
     return float(np.mean(problem.errors(predicted, true)))
 
