@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(parser)
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--repair", action="store_true", help="move corrupt shards aside (*.corrupt) and regenerate them")
+    parser.add_argument("--cheap", action="store_true",
+                        help="also store each input's cheap label (column c of the train, val and test shards; "
+                             "problems that declare one, e.g. tise), which the -mf methods read; shards made "
+                             "before gain the column, nothing else is solved again")
     return parser
 
 
@@ -63,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     options = problem_options(args)
     counts = split_counts(args)
     storage.check_location(args.data_dir, "--data-dir")
+    if args.cheap:
+        from sibcl_ray.problems import require_cheap_label
+
+        require_cheap_label(args.problem, "--cheap")
     preset = get_preset(args.preset, problem=args.problem)
 
     import ray
@@ -74,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         cpus = ray.cluster_resources().get("CPU", 1)
         report = generate(args.problem, options, counts, args.data_dir.expanduser(), args.seed,
-                          preset.shard_size, repair=args.repair)
+                          preset.shard_size, repair=args.repair, cheap=args.cheap)
     finally:
         ray.shutdown()
     computed = sum(report.samples_computed.values())
     summary = {
         "dataset": str(report.root), "counts": report.counts, "samples_computed": report.samples_computed,
+        **({"cheap_labels_added": report.cheap_added} if report.cheap_added else {}),
         "seconds": round(report.seconds, 2), "samples_per_s": round(report.samples_per_second, 2),
         "samples_per_s_per_cpu": round(report.samples_per_second / cpus, 3), "cpus": cpus,
     }

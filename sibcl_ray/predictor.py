@@ -15,6 +15,12 @@ Example::
     >>> dos.shape                                                          # doctest: +SKIP
     (1, 400)
 
+A multi-fidelity model (``sl-mf``, ``tl-mf``, ``sibcl-mf``, or a search that chose
+``multifidelity: true``) takes the same physical inputs: the predictor runs the problem's cheap
+solver on them itself (``Problem.cheap_labels``, NumPy, batched) and returns the closed-form fit
+on that cheap label plus the network's residual; ``model.json`` records the cheap label and the fit
+(``cheap_label``).
+
 No Ray here: a predictor needs torch and the problem definitions only.
 """
 
@@ -30,6 +36,7 @@ import numpy as np
 import torch
 
 from sibcl_ray.errors import InputError, ModelFolderError
+from sibcl_ray.learning.fidelity import CheapFit
 from sibcl_ray.learning.models import SIBCLNet
 from sibcl_ray.problems import Problem, get_problem
 from sibcl_ray.problems.base import ModelSpec
@@ -107,10 +114,29 @@ class Predictor:
     def predict(self, inputs: np.ndarray, batch_size: int = 256,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Labels in physical units, shape ``(N, label_dim)``, never below the label's physical floor
-        (``Problem.physical``: no negative DOS); ``progress(n)`` after each batch of n."""
+        (``Problem.physical``: no negative DOS); ``progress(n)`` after each batch of n. A multi-fidelity
+        model computes each input's cheap label first (``cheap_labels``)."""
         net = self.net
-        return self.problem.physical(self._run(inputs, lambda x: net(x, head="predict"), batch_size, progress)
-                                     + self._offset)
+        if not net.cheap_dim:
+            return self.problem.physical(self._run(inputs, lambda x: net(x, head="predict"), batch_size, progress)
+                                         + self._offset)
+        x = self.check_inputs(inputs)
+        cheap = self.cheap_labels(x, batch_size)
+        batches = iter(range(0, len(x), max(1, batch_size)))
+
+        def residual(chunk: torch.Tensor) -> torch.Tensor:
+            start = next(batches)
+            c = torch.from_numpy(cheap[start : start + len(chunk)]).to(self.device)
+            return net(chunk, head="residual", cheap=c)
+
+        out = self._run(x, residual, batch_size, progress).astype(np.float64)
+        return self.problem.physical((out + net.fit().predict(cheap) + self._offset).astype(np.float32))
+
+    def cheap_labels(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The problem's cheap label of each input (its coarse solver, NumPy), in batches of ``batch_size``."""
+        x = self.check_inputs(inputs)
+        step = max(1, batch_size)
+        return np.concatenate([self.problem.cheap_labels(x[i : i + step]) for i in range(0, len(x), step)])
 
     def features(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The encoder's representation of each input, shape ``(N, representation size)``."""
@@ -126,9 +152,34 @@ def build_predictor(problem_name: str, problem_options: dict[str, Any], spec: Mo
                     device: torch.device | None = None) -> Predictor:
     """A predictor from weights in memory (a checkpoint's selected model, or ``model.pt``)."""
     problem = get_problem(problem_name, **problem_options)
-    net = SIBCLNet(spec, problem.label_dim)
+    cheap_dim = cheap_inputs(weights, spec)
+    if cheap_dim and problem.cheap_label is None:
+        raise ModelFolderError(f"the weights are a multi-fidelity network, and problem {problem.name!r} declares no "
+                               "cheap label to feed it")
+    net = SIBCLNet(spec, problem.label_dim, cheap_dim)
     net.load_state_dict(weights)
     return Predictor(net, problem, info or {}, device)
+
+
+def cheap_inputs(weights: dict[str, torch.Tensor], spec: ModelSpec) -> int:
+    """How many cheap-label components a network's predictor reads (0: not a multi-fidelity network)."""
+    if "cheap_coef" not in weights:
+        return 0
+    return int(weights["predictor.0.weight"].shape[1]) - spec.fc_widths[-1]
+
+
+def cheap_label_info(problem: Problem, weights: dict[str, torch.Tensor]) -> dict[str, Any] | None:
+    """``model.json``'s record of a multi-fidelity network's cheap label: what it is and the fit the
+    network's residual is added to (``physical_coef``: a, b, d of label ≈ a + b·c + d·c², per label
+    component, the label offset included); None for a plain network."""
+    if "cheap_coef" not in weights:
+        return None
+    norm = weights["cheap_norm"].double().cpu().numpy()
+    fit = CheapFit(float(norm[0]), float(norm[1]), weights["cheap_coef"].double().cpu().numpy())
+    physical = fit.physical()
+    physical[0] += problem.label_offset()
+    return {"what": problem.cheap_label, "fit_of": "label - label_offset", **fit.to_dict(),
+            "physical_coef": physical.tolist()}
 
 
 def model_info(*, problem_name: str, problem_options: dict[str, Any], model_size: str, method: str,
@@ -157,6 +208,10 @@ def export_model(folder: Path, weights: dict[str, torch.Tensor], info: dict[str,
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    cheap = cheap_label_info(get_problem(info["problem"], **info["problem_options"]), weights) \
+        if "problem" in info else None
+    if cheap is not None:
+        info = {**info, "cheap_label": cheap}
     tmp = folder / f".{WEIGHTS_FILE}.{os.getpid()}.tmp"
     torch.save({k: v.detach().cpu() for k, v in weights.items()}, tmp)
     os.replace(tmp, folder / WEIGHTS_FILE)

@@ -27,6 +27,7 @@ from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.resources import ResourceFlags, add_resource_arguments
 from sibcl_ray.search.space import check_batches_split, default_space_path, read_search_file
 from sibcl_ray.search.trackers import check_trackers
+from sibcl_ray.train.hparams import multifidelity_searched
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +101,13 @@ def run(args: argparse.Namespace) -> dict:
     options = problem_options(args)
     preset = get_preset(args.preset, problem=args.problem, nsam=args.nsam, finetune_seeds=args.finetune_seeds)
     space, start = read_search_file(args.search_space or default_space_path(args.problem))
+    if multifidelity_searched(space):
+        from sibcl_ray.problems import require_cheap_label
+
+        require_cheap_label(args.problem, "multifidelity in the search space", "multifidelity: false")
+        if args.select is not None:
+            raise SibclError(f"--select {args.select}: the picked inputs carry no cheap labels, so it does not combine "
+                             "with multifidelity in the search space; set multifidelity: false")
     dataset = None
     if args.dataset is not None:
         from sibcl_ray.data.imported import dataset_for_run

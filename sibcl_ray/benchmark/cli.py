@@ -36,7 +36,7 @@ from sibcl_ray.learning.selection import STRATEGIES
 from sibcl_ray.train.methods import METHODS, get_method
 
 #: What ``--methods`` runs by default: SIB-CL and the baselines of the paper (not the ``-al`` variants).
-DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if not method.selects)
+DEFAULT_METHODS = tuple(m for m, method in METHODS.items() if not method.selects and not method.multifidelity)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_problem_arguments(parser)
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, from: {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
-                             "the -al methods pick the inputs they label, see --selection)")
+                             "the -al methods pick the inputs they label, see --selection; the -mf methods also read "
+                             "each input's cheap label, for a problem that has one (tise): fit-mf is the closed-form "
+                             "fit E ≈ a + b·E_lo + c·E_lo² alone, sl-mf, tl-mf, sibcl-mf learn its residual)")
     parser.add_argument("--selection", default="typiclust", choices=sorted(STRATEGIES),
                         help="how the -al methods pick the inputs to label from the unlabeled pool by their "
                              "pretrained embeddings: typiclust (most typical input of each k-means cluster; default) or "
@@ -122,6 +124,22 @@ def _check_selecting(methods: tuple[str, ...], nsams: tuple[int, ...], pool: int
                          "inputs; give budgets up to that")
 
 
+def _check_multifidelity(methods: tuple[str, ...], hparams: dict[str, Any], problem: str) -> None:
+    """A ``-mf`` method or ``multifidelity: true`` needs a problem with a per-input cheap label."""
+    from sibcl_ray.problems import require_cheap_label
+
+    mf = [m for m in methods if get_method(m).multifidelity]
+    if mf:
+        require_cheap_label(problem, f"--methods {mf[0]}", get_method(mf[0]).twin or "sl")
+    if hparams.get("multifidelity"):
+        require_cheap_label(problem, "multifidelity: true in --config", "multifidelity: false")
+        plain = [m for m in methods if get_method(m).network and not get_method(m).multifidelity
+                 and f"{m}-mf" not in METHODS]
+        if plain:
+            raise SibclError(f"--methods {plain[0]} has no multi-fidelity variant, and --config sets multifidelity: "
+                             f"true: allowed are {', '.join(m for m in METHODS if m + '-mf' in METHODS)} and the -mf methods")
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_main(run, build_parser(), argv)
 
@@ -139,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if seeds < 1:
         raise SibclError(f"--seeds {seeds} must be at least 1")
     hparams = load_hparams(args.config)
+    _check_multifidelity(methods, hparams, args.problem)
     _check_selecting(methods, nsams, preset.n_unlabeled, args.problem, options)
     dataset = None
     if args.dataset is not None:

@@ -39,7 +39,8 @@ Results = dict[str, dict[str, dict[str, Any]]]
 
 #: Table and legend order: the full method, then its ablations: no surrogate (ssl), no contrastive
 #: pretraining (tl, tl-i), neither (sl, sl-i); each picking variant beside its twin.
-CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "sibcl-al", "ssl", "ssl-al", "tl", "tl-al", "tl-i", "sl", "sl-i")
+CANONICAL_ORDER: tuple[str, ...] = ("sibcl", "sibcl-al", "ssl", "ssl-al", "tl", "tl-al", "tl-i", "sl", "sl-i",
+                                    "sibcl-mf", "tl-mf", "sl-mf", "fit-mf")
 #: An active-labelling variant is named ``<its random-labelling twin>-al``.
 SELECTING_SUFFIX = "-al"
 
@@ -54,7 +55,14 @@ _STYLE: dict[str, tuple[str, str]] = {
     "tl-i": ("#17becf", "^"),
     "sl": ("#7f7f7f", "v"),
     "sl-i": ("#2ca02c", "P"),
+    # the multi-fidelity methods: their plain twin's colour family, drawn dotted (``plot``)
+    "sibcl-mf": ("#8b0000", "o"),
+    "tl-mf": ("#08306b", "s"),
+    "sl-mf": ("#3f3f3f", "v"),
+    "fit-mf": ("#000000", "x"),
 }
+#: A multi-fidelity method (it also reads each input's cheap label) is named ``<method>-mf``.
+MULTIFIDELITY_SUFFIX = "-mf"
 _EXTRA_STYLES: tuple[tuple[str, str], ...] = (
     ("#8c564b", "h"), ("#bcbd22", "<"), ("#000000", ">"), ("#7b4173", "X"),
 )
@@ -307,7 +315,8 @@ def _seed_count_note(results: Results) -> str:
 
 def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None = None,
                    selection: dict[str, dict[str, dict[str, Any]]] | None = None,
-                   late: dict[str, dict[str, float]] | None = None) -> str:
+                   late: dict[str, dict[str, float]] | None = None,
+                   costs: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
     """Test error table (methods × nsam, best per column in bold), then optional savings.
 
     Cells read ``mean ± std``; a method that did not try a budget shows ``—``. Ties for
@@ -344,6 +353,8 @@ def markdown_table(results: Results, savings: dict[str, dict[str, Any]] | None =
         lines += ["", *_selection_lines(selection)]
     if late:
         lines += ["", *_late_gain_lines(late)]
+    if costs:
+        lines += ["", *_cost_lines(costs)]
     slopes = {m: per for m, per in curve_slopes(results).items() if per}
     if slopes:
         lines += ["", "Log–log slope of each curve between consecutive budgets (a power law e ∝ n^-α has −α; "
@@ -386,6 +397,27 @@ def _style(method: str, all_methods: list[str]) -> tuple[str, str]:
     return _EXTRA_STYLES[extras.index(method) % len(_EXTRA_STYLES)]
 
 
+def solver_costs(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {str(nsam): cost}}`` from the cells' ``solver_cost`` records (``benchmark.run``):
+    target labels, cheap and surrogate labels, and the total in target-label equivalents."""
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for cell in cells:
+        if "solver_cost" in cell:
+            out[str(cell["method"])][str(_nsam_int(cell["nsam"]))] = cell["solver_cost"]
+    return {m: dict(sorted(out[m].items(), key=lambda kv: int(kv[0]))) for m in sorted(out, key=_method_key)}
+
+
+def _cost_lines(costs: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    any_cost = next(iter(next(iter(costs.values())).values()))
+    return [f"Total solver cost in target-label equivalents: target labels + cheap labels (each "
+            f"{any_cost['cheap_ratio']:.4f} of a target label, measured: for every labelled training input and every "
+            f"test input a -mf method predicts) + surrogate labels (each {any_cost['surrogate_ratio']:.4f}, for the "
+            "methods that pretrain on them); the validation set, the same for every method, is left out.", "",
+            "| method | nsam | target labels | cheap labels | surrogate labels | total |", "|---|---:|---:|---:|---:|---:|",
+            *[f"| {m} | {n} | {c['target']} | {c['cheap']} | {c['surrogate']} | {c['total']:.1f} |"
+              for m, per in costs.items() for n, c in per.items()]]
+
+
 def plot(results: Results, path: Path, title: str) -> None:
     """Log–log test error vs number of labels, one line per method, std as error bars.
 
@@ -408,7 +440,8 @@ def plot(results: Results, path: Path, title: str) -> None:
         ax.errorbar(
             nsam, mean, yerr=std, label=method, color=colour, marker=marker,
             linewidth=2.6 if emphasised else 1.4, markersize=8 if emphasised else 6,
-            linestyle="--" if method.endswith(SELECTING_SUFFIX) else "-",  # picked labels: dashed beside its twin
+            # picked labels: dashed beside its twin; the cheap label as an input too: dotted
+            linestyle="--" if method.endswith(SELECTING_SUFFIX) else ":" if method.endswith(MULTIFIDELITY_SUFFIX) else "-",
             capsize=3, elinewidth=1.0, zorder=3 if emphasised else 2,
         )
     ax.set_xscale("log")
@@ -485,15 +518,16 @@ def write_report(cells: list[dict[str, Any]], output: Path, title: str,
     savings = label_savings(results) if "sibcl" in results else {}
     selection = selection_savings(results)
     late = finetune_late_gains(cells)
+    costs = solver_costs(cells)
     report = {"title": title, "reference": "sibcl", "aggregate": results, "savings": savings,
               "selection_savings": selection, "slopes": curve_slopes(results), "finetune_late_gains": late,
-              "cells": cells, **(extra or {})}
+              **({"solver_costs": costs} if costs else {}), "cells": cells, **(extra or {})}
     if pretraining:  # every pretraining run's losses per epoch, and their picture
         report["pretraining"] = pretraining
         plot_pretraining(pretraining, output / "pretraining_loss.png", f"{title.split(':')[0]}: pretraining")
     text = json.dumps(report, indent=2, default=_json_default, ensure_ascii=False)
     (output / "results.json").write_text(text + "\n", encoding="utf-8")
-    markdown = (f"# {title}\n\n{markdown_table(results, savings, selection, late)}\n"
+    markdown = (f"# {title}\n\n{markdown_table(results, savings, selection, late, costs)}\n"
                 "![label efficiency](label_efficiency.png)\n"
                 + ("\n![pretraining losses](pretraining_loss.png)\n" if pretraining else ""))
     (output / "results.md").write_text(markdown, encoding="utf-8")

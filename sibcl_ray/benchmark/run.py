@@ -7,18 +7,24 @@ of many runs side by side. A cell is submitted as soon as the pretraining of its
 finished; Ray retries a task whose process died, and the run resumes from its last checkpoint.
 An active-labelling method (``sibcl-al``, ``ssl-al``, ``tl-al``) shares its twin's pretraining; once that
 has finished, one task picks and labels its inputs for every budget (``data.picks``)
-and its cells fine-tune on those.
+and its cells fine-tune on those. A multi-fidelity method (``tl-mf``, ``sibcl-mf``) fine-tunes its
+plain twin's pretrained encoder too (with a fresh predictor that also reads the cheap label);
+``fit-mf`` trains nothing: the driver fits it in closed form (``fit_cell``). Every cell of a run
+with a ``-mf`` method records its solver cost in target-label equivalents (``solver_cost``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 from tqdm import tqdm
 
@@ -30,6 +36,7 @@ from sibcl_ray.data.imported import ImportedDataset
 from sibcl_ray.train.picks import select_and_label
 from sibcl_ray.data.shards import read_split
 from sibcl_ray.errors import SibclError
+from sibcl_ray.learning.fidelity import CheapFit
 from sibcl_ray.presets import Preset
 from sibcl_ray.pictures import write_model_pictures
 from sibcl_ray.predictor import export_model, model_info
@@ -146,6 +153,53 @@ def _finetune_and_test(job: RunSpec, hparams: dict[str, Any], tries: list[Try], 
     return out
 
 
+def fit_cell(problem: Any, train: dict[str, np.ndarray], val: dict[str, np.ndarray],
+             test: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``fit-mf``: the closed-form fit of the label on the cheap label, made on the labelled
+    training samples only, scored on validation and test like a trained cell."""
+    fit = CheapFit.fit(train["c"], train["y"])
+    errors = problem.errors(fit.predict(test["c"]).astype(np.float32), test["y"])
+    return {"val_error": float(np.mean(problem.errors(fit.predict(val["c"]).astype(np.float32), val["y"]))),
+            "test_error": float(np.mean(errors)), "test_error_std": float(np.std(errors)), "n_test": int(len(errors)),
+            "fit": fit.to_dict()}
+
+
+def measure_solver_costs(problem: Any, x: np.ndarray, seed: int) -> dict[str, float]:
+    """Seconds per input of the target solver, the cheap solver and the surrogate labels, timed
+    here on ``x`` (a few validation inputs, fastest of three passes; the first two inputs only warm the
+    solvers up), and the two
+    cheap ones as fractions of the target. A surrogate label's cost is ``surrogate_samples`` less
+    drawing as many target inputs: the solve, not the input generator, which every method pays."""
+    def per_input(call: Callable[[], Any]) -> float:  # the fastest of three: the machine may be shared
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            call()
+            best = min(best, time.perf_counter() - start)
+        return best / len(timed)
+
+    problem.target_labels(x[:2]), problem.cheap_labels(x[:2])
+    timed = x[2:]
+    target = per_input(lambda: problem.target_labels(timed))
+    cheap = per_input(lambda: problem.cheap_labels(timed))
+    rng = np.random.default_rng(seed)
+    surrogate = max(0.0, per_input(lambda: problem.surrogate_samples(rng, len(timed)))
+                    - per_input(lambda: problem.target_inputs(rng, len(timed))))
+    return {"target_s": target, "cheap_s": cheap, "surrogate_s": surrogate,
+            "cheap_ratio": cheap / target, "surrogate_ratio": surrogate / target}
+
+
+def solver_cost(method: str, nsam: int, n_test: int, n_surrogate: int, costs: dict[str, float]) -> dict[str, Any]:
+    """A cell's solver cost in target-label equivalents: its ``nsam`` target labels, the cheap labels of
+    its training and test inputs (a ``-mf`` method), the surrogate set (a method that pretrains on it)."""
+    m = get_method(method)
+    cheap = nsam + n_test if m.multifidelity else 0
+    surrogate = n_surrogate if m.surrogate_supervised or m.contrastive_surrogate else 0
+    return {"target": nsam, "cheap": cheap, "surrogate": surrogate, "cheap_ratio": costs["cheap_ratio"],
+            "surrogate_ratio": costs["surrogate_ratio"],
+            "total": nsam + cheap * costs["cheap_ratio"] + surrogate * costs["surrogate_ratio"]}
+
+
 def export_cell(record: dict[str, Any], folder: Path, problem: str, problem_options: dict[str, Any], preset: Preset,
                 arrays: dict[str, Any] | None, test_paths: list[Path], val_paths: list[Path]) -> Path:
     """A finished cell's model folder: weights, ``model.json`` and its two pictures.
@@ -187,7 +241,10 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     # pick its labels, and not labelled at all when every method picks
     drawn = {c.nsam for c in cells if not get_method(c.method).selects}
     counts = {s: n for s, n in sizes.items() if s in needed} | ({"train": max(drawn)} if drawn else {})
-    data = prepare(problem, problem_options, counts, data_root, seed, preset.shard_size, dataset)
+    multifidelity = any(get_method(m).multifidelity for m in methods) or bool(hparams.get("multifidelity"))
+    data = prepare(problem, problem_options, counts, data_root, seed, preset.shard_size, dataset, cheap=multifidelity)
+    the_problem = get_problem(problem, **problem_options)
+    costs = measure_solver_costs(the_problem, read_split(data.paths["val"], 10)["x"], seed) if multifidelity else None
     base = RunSpec(
         problem=problem, problem_options=problem_options, method="sl", model_size=preset.model_size,
         pretrain_epochs=preset.pretrain_epochs, finetune_epochs=preset.finetune_epochs, nsam=counts.get("train", 0),
@@ -219,7 +276,19 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     picked: dict[tuple[str, int], dict[str, Any]] = {}  # (method, nsam) → its pick of labelled inputs
     queue: list[tuple[str, Any]] = [("pretrain", m) for m in pretraining
                                     if any(get_method(c.method).pretraining == m for c in todo)]
-    queue += [("cell", (c, None)) for c in todo if not get_method(c.method).pretrains]
+    queue += [("cell", (c, None)) for c in todo if not get_method(c.method).pretrains and get_method(c.method).network]
+    fitted = [c for c in todo if not get_method(c.method).network]
+    if fitted:  # fit-mf: closed form in the driver, on the same labelled draw as the networks'
+        held = {s: read_split(data.paths[s], data.counts[s]) for s in ("val", "test")}
+        for cell in fitted:
+            train = read_split(data.paths["train"], cell.nsam)
+            record = {"method": cell.method, "nsam": cell.nsam, "seed": cell.seed,
+                      **fit_cell(the_problem, train, held["val"], held["test"])}
+            if costs is not None:
+                record["solver_cost"] = solver_cost(cell.method, cell.nsam, preset.n_test, preset.n_surrogate, costs)
+            (cell_dir / f"{cell.name}.json").write_text(json.dumps(record, indent=1))
+            finished[cell.name] = record
+            bar.update(1)
     pending: dict[Any, tuple[str, Any]] = {}
     while queue or pending:
         while queue and len(pending) < max_concurrent:
@@ -270,6 +339,8 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
             continue
         arrays = value.pop("arrays", None)
         record = {"method": what.method, "nsam": what.nsam, "seed": what.seed, **value}
+        if costs is not None:
+            record["solver_cost"] = solver_cost(what.method, what.nsam, preset.n_test, preset.n_surrogate, costs)
         if get_method(what.method).selects:
             pick = picked[what.method, what.nsam]
             record["selection"] = {"strategy": pick["strategy"], "labels": pick["path"],
@@ -289,12 +360,16 @@ def run_benchmark(*, problem: str, problem_options: dict[str, Any], preset: Pres
     bar.close()
     if export:  # cells an earlier run finished without --export
         for name, record in finished.items():
-            if "stopped_reason" not in record and not (output / "models" / name / "model.json").exists():
+            if "stopped_reason" not in record and get_method(record["method"]).network \
+                    and not (output / "models" / name / "model.json").exists():
                 export_cell(record, output / "models" / name, problem, problem_options, preset, None,
                             data.paths["test"], data.paths["val"])
 
     title = f"{problem} ({preset.name}): test error vs labels"
     good = [c for c in finished.values() if "stopped_reason" not in c]
+    if costs is not None:  # one measurement prices every cell, those an earlier invocation finished too
+        good = [{**c, "solver_cost": solver_cost(c["method"], c["nsam"], preset.n_test, preset.n_surrogate, costs)}
+                for c in good]
     if not good:
         raise SibclError("every benchmark cell stopped on a non-finite loss; see " + str(cell_dir))
     extra = provenance(seed) | ({"models": str(output / "models")} if export else {})

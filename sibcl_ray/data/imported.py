@@ -17,6 +17,11 @@ leaves nothing behind. An imported split is never overwritten, extended or "repa
 (its size replaces the preset's), and a split it lacks is generated as usual when the problem
 can generate (``Problem.generates``); otherwise a method needing it is refused.
 
+For a problem with a per-input cheap label (``Problem.cheap_label``) the import computes it for
+the inputs of a labelled split (column ``c``, beside x and y); a split imported before that gains
+the column when a multi-fidelity run first needs it (``add_cheap_labels``: the only change an
+imported split ever sees, its inputs and labels copied as they are).
+
 Example::
 
     from sibcl_ray.data.imported import import_split
@@ -197,6 +202,7 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
                              "one label per input is needed")
         y = checked_labels(y[chosen], problem, chosen.stop - chosen.start, str(labels or inputs))
     x = checked_inputs(x[chosen], problem, str(inputs))
+    cheap = _cheap_labels(problem, x, split, str(inputs))
     hashes = _hash_rows(x)
     if meta is not None:
         _refuse_shared_inputs(folder, meta, split, hashes)
@@ -210,7 +216,7 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
         for i in range(shards.shards_needed(len(x), shard_size)):
             part = slice(i * shard_size, (i + 1) * shard_size)
             entry = shards.write_shard(staging / shards.shard_name(i), i * shard_size, x[part],
-                                       None if y is None else y[part])
+                                       None if y is None else y[part], None if cheap is None else cheap[part])
             manifest["shards"][shards.shard_name(i)] = entry
         shards.write_manifest(staging, manifest)
         record = {"count": int(len(x)), "source": {"inputs": _describe_file(inputs),
@@ -233,6 +239,37 @@ def import_split(problem: Problem, root: Path, name: str, split: str, inputs: Pa
                              f"({err.filename or folder}); nothing of this import was kept") from None
         raise
     return {"dataset": str(folder), "split": split, **{k: v for k, v in record.items() if k != "input_hashes"}}
+
+
+def _cheap_labels(problem: Problem, x: np.ndarray, split: str, source: str) -> np.ndarray | None:
+    """The cheap labels of a labelled split's inputs, for a problem that has them (else None)."""
+    spec = shards.SPLITS[split]
+    if problem.cheap_label is None or not spec.labelled or spec.source != "target":
+        return None
+    c = problem.cheap_labels(x)
+    if not np.all(np.isfinite(c)):
+        raise SibclError(f"inputs in {source}: the cheap solver gives a non-finite value for input "
+                         f"{int(np.argmax(~np.isfinite(c).all(axis=1)))}")
+    return c
+
+
+def add_cheap_labels(dataset: ImportedDataset, problem: Problem, split: str) -> list[Path]:
+    """Give the shards of an imported split that lack it their cheap-label column (a split
+    imported before the column existed); returns the shards that gained it."""
+    split_dir = dataset.folder / split
+    manifest = shards.read_manifest(split_dir)
+    changed = []
+    for path in dataset.splits[split][0]:
+        entry = manifest["shards"][path.name]
+        if shards.has_cheap(path, entry):
+            continue
+        x = shards.read_split([path], entry["rows"])["x"]
+        c = _cheap_labels(problem, x, split, str(path))
+        if c is not None:
+            manifest["shards"][path.name] = shards.add_cheap_column(path, entry["first_index"], c)
+            shards.write_manifest(split_dir, manifest)
+            changed.append(path)
+    return changed
 
 
 def _describe_file(path: Path) -> dict[str, Any]:

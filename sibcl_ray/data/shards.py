@@ -1,4 +1,8 @@
-"""Parquet shards of (index, x, y) with a per-split manifest of row counts and checksums.
+"""Parquet shards of (index, x, y[, c]) with a per-split manifest of row counts and checksums.
+
+``c`` is each input's cheap label (``Problem.cheap_labels``), in the labelled target splits of a
+problem that declares one, when a run needs it; a shard made without it gains the column later
+(``add_cheap_column``: x and y are copied as they are, nothing is solved again).
 
 Layout of one dataset (one problem signature and one seed)::
 
@@ -77,19 +81,41 @@ def shards_needed(count: int, shard_size: int) -> int:
     return -(-count // shard_size)
 
 
-def write_shard(path: Path, first_index: int, x: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
-    """Write one shard atomically; returns its manifest entry (rows, sha256, first index)."""
+#: The column of the cheap labels.
+CHEAP = "c"
+
+
+def write_shard(path: Path, first_index: int, x: np.ndarray, y: np.ndarray | None,
+                c: np.ndarray | None = None) -> dict[str, Any]:
+    """Write one shard atomically; returns its manifest entry (rows, sha256, first index, columns)."""
     columns: dict[str, pa.Array] = {
         "index": pa.array(np.arange(first_index, first_index + len(x), dtype=np.int64)),
         "x": pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(x, dtype=np.float32)),
     }
     if y is not None:
         columns["y"] = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(y, dtype=np.float32))
-    table = pa.table(columns)
+    if c is not None:
+        columns[CHEAP] = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(c, dtype=np.float32))
+    return _write_table(path, pa.table(columns), first_index)
+
+
+def add_cheap_column(path: Path, first_index: int, c: np.ndarray) -> dict[str, Any]:
+    """Give an existing shard its cheap-label column (replacing one it has), atomically; every
+    other column is copied unchanged. Returns its new manifest entry."""
+    table = pq.read_table(path)
+    if CHEAP in table.column_names:
+        table = table.drop_columns([CHEAP])
+    if len(c) != table.num_rows:
+        raise ValueError(f"{len(c)} cheap labels for the {table.num_rows} rows of {path}")
+    column = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(c, dtype=np.float32))
+    return _write_table(path, table.append_column(CHEAP, column), first_index)
+
+
+def _write_table(path: Path, table: pa.Table, first_index: int) -> dict[str, Any]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         pq.write_table(table, tmp)
-        entry = manifest_entry(tmp, first_index, len(x))
+        entry = manifest_entry(tmp, first_index, table.num_rows)
         os.replace(tmp, path)
     except BaseException:  # disk full, read-only, killed: leave no partial file behind
         tmp.unlink(missing_ok=True)
@@ -98,8 +124,17 @@ def write_shard(path: Path, first_index: int, x: np.ndarray, y: np.ndarray | Non
 
 
 def manifest_entry(path: Path, first_index: int, rows: int) -> dict[str, Any]:
-    """The manifest record of a shard file: row count, first sample index, SHA-256."""
-    return {"rows": rows, "first_index": first_index, "sha256": _sha256(path)}
+    """The manifest record of a shard file: row count, first sample index, SHA-256, columns."""
+    return {"rows": rows, "first_index": first_index, "sha256": _sha256(path),
+            "columns": list(pq.read_schema(path).names)}
+
+
+def has_cheap(path: Path, entry: dict[str, Any] | None) -> bool:
+    """Whether a (checked) shard holds the cheap-label column: its manifest says so, or, for an
+    entry written before entries listed their columns, its Parquet schema does."""
+    if entry is not None and "columns" in entry:
+        return CHEAP in entry["columns"]
+    return CHEAP in pq.read_schema(path).names
 
 
 def split_shard_size(split_dir: Path, requested: int) -> int:
@@ -157,8 +192,9 @@ def check_shard(path: Path, entry: dict[str, Any] | None, first_index: int, rows
     return None
 
 
-def verified_shards(split_dir: Path, count: int, shard_size: int, labelled: bool) -> list[Path]:
-    """Paths of the shards that hold the first ``count`` samples; raises on any bad shard."""
+def verified_shards(split_dir: Path, count: int, shard_size: int, labelled: bool, cheap: bool = False) -> list[Path]:
+    """Paths of the shards that hold the first ``count`` samples; raises on any bad shard (with
+    ``cheap``, also on one without the cheap-label column)."""
     manifest = read_manifest(split_dir)["shards"]
     paths = []
     for i in range(shards_needed(count, shard_size)):
@@ -170,6 +206,8 @@ def verified_shards(split_dir: Path, count: int, shard_size: int, labelled: bool
                 if problem != "missing"
                 else f"shard {path} is missing: run generation for split {split_dir.name!r} first"
             )
+        if cheap and not has_cheap(path, manifest.get(path.name)):
+            raise ShardError(f"shard {path} has no cheap-label column: rerun generation, which adds it")
         paths.append(path)
     return paths
 
@@ -178,7 +216,7 @@ def read_split(paths: list[Path], count: int) -> dict[str, np.ndarray]:
     """The first ``count`` rows of verified shards as arrays (for evaluation outside Ray Data)."""
     table = pa.concat_tables(pq.read_table(p) for p in paths).slice(0, count)
     out = {"index": table.column("index").to_numpy()}
-    for name in ("x", "y"):
+    for name in ("x", "y", CHEAP):
         if name in table.column_names:
             out[name] = table.column(name).combine_chunks().to_numpy_ndarray()
     return out

@@ -121,11 +121,13 @@ def contrastive_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tens
 
 
 def supervised_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss_name: str,
-                    settings: StepSettings = FLOAT32) -> torch.Tensor:
-    """One supervised step of encoder + predictor on (``x``, ``y``) with the loss ``loss_name``
-    (``losses.supervised_loss``); returns the loss, detached."""
+                    settings: StepSettings = FLOAT32, head: str = "predict",
+                    cheap: torch.Tensor | None = None) -> torch.Tensor:
+    """One supervised step of encoder + ``head`` on (``x``, ``y``) with the loss ``loss_name``
+    (``losses.supervised_loss``); a multi-fidelity network's predictor also reads the inputs'
+    cheap labels ``cheap`` (``models.SIBCLNet``). Returns the loss, detached."""
     with settings.autocast(x.device):
-        predicted = model(x, head="predict")
+        predicted = model(x, head=head) if cheap is None else model(x, head=head, cheap=cheap)
     loss = supervised_loss(loss_name, predicted.float(), y)
     opt.zero_grad()
     loss.backward()

@@ -166,6 +166,11 @@ class Problem(ABC):
 
     #: What a label is called in files and plots (an output column, an axis title).
     label_name: ClassVar[str] = "y"
+    #: What the problem's per-input cheap label is (a coarse solve of the very input, e.g. tise's E0
+    #: on a 5^d grid), or None when it declares none. With one, ``cheap_labels`` computes it, the
+    #: shards of the labelled splits carry it as column ``c``, and the multi-fidelity methods
+    #: (``fit-mf``, ``sl-mf``, ``tl-mf``, ``sibcl-mf``) and the search knob ``multifidelity`` use it.
+    cheap_label: ClassVar[str | None] = None
     #: Whether the generators above make real data. A problem whose data only comes from its
     #: users' files (``python -m sibcl_ray.import``) sets False and raises in them; a run then
     #: refuses, in one line, a split its imported dataset lacks instead of generating it.
@@ -176,6 +181,12 @@ class Problem(ABC):
         ``.npz`` and Parquet (phc: the reference code's HDF5), for ``python -m sibcl_ray.import``."""
         raise SibclError(f"{path}: {path.suffix or 'a file without suffix'} is not a format --problem {self.name} "
                          "reads: give .npy, .npz (arrays x, y) or .parquet (columns x, y)")
+
+    def cheap_labels(self, inputs: np.ndarray) -> np.ndarray:
+        """The cheap label of each input, shape (count, 1) or (count, label_dim), float32: what a
+        coarse solver says of the very input (NumPy only, batched: it runs in label tasks and in
+        the predictor). Only for a problem whose ``cheap_label`` is set."""
+        raise SibclError(f"problem {self.name!r} declares no per-input cheap label (Problem.cheap_label)")
 
     def label_axis(self) -> tuple[str, np.ndarray] | None:
         """The physical axis a vector label is sampled on, as (name, values) — e.g. the DOS's
@@ -211,3 +222,4 @@ class Problem(ABC):
         """One line for logs and summaries."""
         sig = ", ".join(f"{k}={v}" for k, v in self.signature().items() if k != "problem")
         return f"{self.name} ({sig})"
+

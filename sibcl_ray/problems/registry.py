@@ -56,3 +56,22 @@ def problem_class(name: str) -> type[Problem]:
 def get_problem(name: str, **options: Any) -> Problem:
     """The problem called ``name``, built with its ``options`` (e.g. ``dim=2`` for tise)."""
     return problem_class(name)(**options)
+
+
+def require_cheap_label(name: str, what: str, plain: str | None = None) -> None:
+    """Refuse ``what`` (a ``-mf`` method, the ``multifidelity`` knob) in one line (``SibclError``)
+    unless problem ``name`` declares a per-input cheap label (``Problem.cheap_label``); ``plain``
+    names what to use instead."""
+    if problem_class(name).cheap_label is not None:
+        return
+    having = [n for n in available_problems() if _has_cheap_label(n)]
+    instead = f"use {plain}, or " if plain else "use "
+    raise SibclError(f"{what} needs a per-input cheap label and problem {name!r} declares none: {instead}a problem "
+                     f"that has one ({', '.join(having) or 'none installed'})")
+
+
+def _has_cheap_label(name: str) -> bool:
+    try:
+        return problem_class(name).cheap_label is not None
+    except SibclError:  # a plugin that fails to load does not decide this message
+        return False

@@ -55,6 +55,7 @@ from sibcl_ray.train.methods import get_method
 from sibcl_ray.search.trackers import describe as describe_trackers, tracker_callbacks
 from sibcl_ray.search.trial_counts import TrialCounts
 from sibcl_ray.train.checkpoints import load_state, selected_weights
+from sibcl_ray.train.hparams import multifidelity_searched
 from sibcl_ray.train.runs import RunSpec, evaluate_in_task, finished_run_metrics, fit_run, trial_data
 
 SETTINGS_FILE = "search_settings.json"
@@ -312,7 +313,7 @@ def _prepare_data(settings: SearchSettings) -> GenerationReport:
     needed = set(get_method(settings.method).needs()) - ({"train"} if settings.select else set())
     counts = {s: n for s, n in counts.items() if s in needed or s == "test"}
     data = prepare(settings.problem, settings.problem_options, counts, settings.data_root, settings.seed,
-                   preset.shard_size, settings.dataset)
+                   preset.shard_size, settings.dataset, cheap=multifidelity_searched(settings.space))
     computed = sum(data.samples_computed.values())
     if settings.dataset is not None:
         own = [s for s in counts if s in settings.dataset.splits]

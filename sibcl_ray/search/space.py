@@ -91,7 +91,9 @@ def _check_start(path: Path, space: dict[str, Any], start: Any) -> list[dict[str
                                        f"allowed: {', '.join(searched)}")
             if not isinstance(space[key], dict):
                 raise SearchSpaceError(f"{where}: key {key!r} is the constant {space[key]!r} in this space, not searched")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not within({key: space[key]}, {key: value}):
+            switch = HPARAMS[key][1] is bool
+            if (isinstance(value, bool) != switch or not isinstance(value, (int, float))
+                    or not within({key: space[key]}, {key: value})):
                 raise SearchSpaceError(f"{where}: key {key!r}: value {value!r} is not inside {_describe(space[key])}")
         point = {}
         for key in searched:
@@ -141,6 +143,8 @@ def _check_entry(path: Path, key: str, value: Any) -> Any:
     if key not in HPARAMS:
         raise fail(f"unknown parameter; allowed: {', '.join(HPARAMS)}")
     _, kind, lo, hi = HPARAMS[key]
+    if kind is bool:
+        return _check_switch(value, fail)
 
     def check_value(v: Any, what: str) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not float(v).is_integer()):
@@ -174,6 +178,16 @@ def _check_entry(path: Path, key: str, value: Any) -> Any:
     if dist.startswith("log") and value["low"] <= 0:
         raise fail(f"{dist} needs low > 0, got {value['low']}")
     return {"type": dist, "low": kind(value["low"]), "high": kind(value["high"])}
+
+
+def _check_switch(value: Any, fail: Any) -> Any:
+    """An on/off parameter (``multifidelity``): true, false, or {type: choice, values: [false, true]}."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, dict) and value.get("type") == "choice" and set(value) == {"type", "values"} \
+            and isinstance(value["values"], list) and value["values"] and all(isinstance(v, bool) for v in value["values"]):
+        return {"type": "choice", "values": list(value["values"])}
+    raise fail(f"{value!r} is not true, false or {{type: choice, values: [false, true]}}")
 
 
 def to_tune(space: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ HPARAMS: dict[str, tuple[Any, type, float, float]] = {
     "lr_finetune": (1e-3, float, 1e-6, 1.0),
     "batch_size": (96, int, 4, 8192),
     "finetune_batch_size": (32, int, 1, 8192),
+    # Δ-learning on the problem's per-input cheap label (the method's ``-mf`` variant); only for a
+    # problem that declares one (``Problem.cheap_label``)
+    "multifidelity": (False, bool, 0, 1),
 }
 
 
@@ -26,3 +29,9 @@ def with_defaults(values: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         out[name] = HPARAMS[name][1](value)
     return out
+
+
+def multifidelity_searched(space: dict[str, Any]) -> bool:
+    """Whether a search space (or a config of constants) can turn ``multifidelity`` on."""
+    spec = space.get("multifidelity", False)
+    return bool(spec) if not isinstance(spec, dict) else any(spec.get("values", []))

@@ -21,6 +21,10 @@ stopped:
   run's ``rung_metric`` while pretraining, ``val_error`` while fine-tuning.
 The steps themselves (batching, one contrastive and one supervised step, float32 on a CPU and
 bf16 + channels-last on a GPU) are ``learning.steps``, Ray-free so they can be benchmarked alone.
+A multi-fidelity method (``-mf``, or the search's ``multifidelity`` knob) also reads each labelled
+input's cheap label: the closed-form fit of the label on it is made once, on the run's labelled
+training samples only (gathered from every rank), and held in the network, whose predictor learns
+the residual; its surrogate pretraining trains the separate surrogate head (``models.SIBCLNet``).
 A non-finite loss or validation error stops the run cleanly instead of failing it (a retry
 would only repeat it): every rank agrees on it at the end of the epoch, the last report
 carries ``val_error = inf`` and ``stopped_reason``, and the search goes on without it.
@@ -40,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sibcl_ray.learning.fidelity import CheapFit
 from sibcl_ray.learning.models import SIBCLNet
 from sibcl_ray.learning.probe import embedding_std, knn_predict, ridge_fit, ridge_predict
 from sibcl_ray.learning.steps import (Augment, StepSettings, batches, contrastive_split, contrastive_step,
@@ -49,7 +54,7 @@ from sibcl_ray.monitoring import record_pretraining_throughput
 from sibcl_ray.problems import Problem, get_problem
 from sibcl_ray.train.checkpoints import STATE_FILE, load_state
 from sibcl_ray.train.context import LoopContext, TrainWorker
-from sibcl_ray.train.methods import Method, get_method
+from sibcl_ray.train.methods import Method, get_method, multifidelity_twin
 
 Arrays = dict[str, torch.Tensor]
 
@@ -64,19 +69,23 @@ def train_loop(config: dict[str, Any], where: LoopContext) -> None:
     through ``where``: a Ray Train worker or a one-worker Tune trial (``train.context``)."""
     torch.set_num_threads(max(1, int(config["threads"])))
     problem = get_problem(config["problem"], **config["problem_options"])
-    method = get_method(config["method"])
-    rank, device = where.rank, where.device
     hp = per_rank_batches(config["hparams"], where.world_size)
+    method = multifidelity_twin(config["method"]) if hp.get("multifidelity") else get_method(config["method"])
+    rank, device = where.rank, where.device
 
     data = {name: _load_split(problem, where.split_batches(name), device) for name in config["splits"]}
+    fit = _cheap_fit(data, config) if method.multifidelity else None
     torch.manual_seed(int(config["seed"]))  # same initial weights on every rank and every rerun
     spec = problem.network_spec(config["model_size"])
     settings = StepSettings.for_device(device, dim=spec.dim)  # CPU: float32; GPU: bf16; channels-last: GPU, CPU 3D
+    cheap_dim = int(data["val"]["c"].shape[1]) if fit is not None else 0
 
     def build_model(weights: dict[str, Any] | None) -> torch.nn.Module:
-        net = SIBCLNet(spec, problem.label_dim)
+        net = SIBCLNet(spec, problem.label_dim, cheap_dim)
         if weights is not None:
-            net.load_state_dict(weights)
+            net.load_pretrained(weights)
+        if fit is not None:
+            net.set_fit(fit)
         if where.world_size > 1 and device.type == "cuda" and config.get("sync_batchnorm", True):
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # global-batch statistics (GPU only in torch)
         return where.prepare_model(settings.prepare(net, spec.dim))
@@ -258,7 +267,30 @@ def _load_split(problem: Problem, batches: Iterable[dict[str, np.ndarray]], devi
     if parts and "y" in parts[0]:
         y = np.concatenate([p["y"] for p in parts]) - problem.label_offset()
         out["y"] = torch.from_numpy(y).float().to(device)
+    if parts and "c" in parts[0]:  # the cheap labels, raw: the network standardises them (``SIBCLNet``)
+        out["c"] = torch.from_numpy(np.concatenate([p["c"] for p in parts])).float().to(device)
     return out
+
+
+def _cheap_fit(data: dict[str, Arrays], config: dict[str, Any]) -> CheapFit:
+    """The closed-form fit of (label − offset) on the cheap label, on every rank's labelled
+    training samples (the same fit on each rank)."""
+    missing = [s for s in ("train", "val") if s in data and "c" not in data[s]]
+    if missing or "train" not in data:
+        raise ValueError(f"{config['method']} (multi-fidelity) needs the cheap labels of the train and val splits, "
+                         f"and split {(missing or ['train'])[0]!r} was read without them: prepare the data with cheap=True")
+    c, y = _gathered(data["train"]["c"]), _gathered(data["train"]["y"])
+    return CheapFit.fit(c, y)
+
+
+def _gathered(values: torch.Tensor) -> np.ndarray:
+    """``values`` of every rank, concatenated in rank order (this rank's alone without DDP)."""
+    local = values.detach().cpu().numpy()
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return local
+    everyone: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, local)
+    return np.concatenate(everyone)
 
 
 @dataclass
@@ -300,7 +332,7 @@ def pretrain_epoch(model: torch.nn.Module, opts: PretrainOptimizers, data: dict[
     in a plain process to measure what Ray adds around it."""
     metrics = _pretrain_steps(model, opts, data, method, hp, augment, gen, losses, epoch,
                               int(config["pretrain_steps"]), int(config["surrogate_steps"]), settings)
-    metrics["val_error"] = _val_error(model, problem, data["val"])
+    metrics["val_error"] = _val_error(model, problem, data["val"], head="surrogate")  # zero-shot
     if "train" in data:
         metrics.update(_probe(_unwrap(model), problem, data["train"], data["val"]))
     metrics["phase"] = "pretrain"
@@ -334,7 +366,7 @@ def _pretrain_steps(model: torch.nn.Module, opts: PretrainOptimizers, data: dict
         out["surrogate_loss"] = _supervised_pass(model, opts.surrogate, data["surrogate"], hp["batch_size"],
                                                  augment if method.augment_labelled else None, gen,
                                                  losses.surrogate, losses, "surrogate", epoch, settings,
-                                                 steps=surrogate_steps)
+                                                 steps=surrogate_steps, head="surrogate")
     return out
 
 
@@ -343,14 +375,17 @@ def _finetune_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, train: A
                     settings: StepSettings) -> dict[str, Any]:
     model.train()
     loss = _supervised_pass(model, opt, train, hp["finetune_batch_size"], augment if method.augment_labelled else None,
-                            gen, losses.finetune, losses, "fine-tuning", epoch, settings)
+                            gen, losses.finetune, losses, "fine-tuning", epoch, settings,
+                            cheap=method.multifidelity)
     return {"finetune_loss": loss}
 
 
 def _supervised_pass(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Arrays, batch_size: int,
                      augment: Augment | None, gen: torch.Generator, loss_name: str, losses: Losses, what: str,
-                     epoch: int, settings: StepSettings, steps: int | None = None) -> float:
-    """One pass over ``data`` (fine-tuning), or ``steps`` batches strung over passes (surrogate)."""
+                     epoch: int, settings: StepSettings, steps: int | None = None, head: str = "predict",
+                     cheap: bool = False) -> float:
+    """One pass over ``data`` (fine-tuning), or ``steps`` batches strung over passes (surrogate),
+    through ``head``; with ``cheap`` the network also reads the inputs' cheap labels."""
     count = len(data["x"])
     index_batches = batches(count, batch_size, gen) if steps is None else step_batches(count, batch_size, steps, gen)
     total = 0.0
@@ -360,17 +395,21 @@ def _supervised_pass(model: torch.nn.Module, opt: torch.optim.Optimizer, data: A
             x = augment(x, gen)
         if len(x) < 2:  # BatchNorm needs two samples; only a 1-sample shard gets here
             continue
-        loss = supervised_step(model, opt, x, data["y"][idx], loss_name, settings)
+        loss = supervised_step(model, opt, x, data["y"][idx], loss_name, settings, head,
+                               data["c"][idx] if cheap else None)
         losses.check(loss, what, epoch)
         total += loss.item()
     return total / max(1, len(index_batches))
 
 
 @torch.no_grad()
-def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays) -> float:
-    """Mean validation error in the problem's metric, on the whole validation set."""
+def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays, head: str = "predict") -> float:
+    """Mean validation error in the problem's metric, on the whole validation set, of ``head``
+    (a multi-fidelity network's predictor reads the cheap labels too)."""
     model.eval()
-    preds = [model(val["x"][i : i + 512], head="predict") for i in range(0, len(val["x"]), 512)]
+    cheap = _unwrap(model).cheap_dim and head == "predict"
+    preds = [model(val["x"][i : i + 512], head=head, **({"cheap": val["c"][i : i + 512]} if cheap else {}))
+             for i in range(0, len(val["x"]), 512)]
     offset = problem.label_offset()
     predicted = problem.physical(torch.cat(preds).cpu().numpy() + offset)  # as the exported predictor returns it
     true = val["y"].cpu().numpy() + offset

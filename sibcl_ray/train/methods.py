@@ -1,7 +1,9 @@
 """SIB-CL and its baselines as four switches of one training loop (docs/method.md "Baselines"),
-and the active-labelling variants (``sibcl-al``, ``ssl-al``, ``tl-al``): the same
+the active-labelling variants (``sibcl-al``, ``ssl-al``, ``tl-al``): the same
 pretraining, then the labelled inputs picked by their embeddings
-(``learning.selection``) instead of drawn at random."""
+(``learning.selection``) instead of drawn at random, and the multi-fidelity ones (``fit-mf``,
+``sl-mf``, ``tl-mf``, ``sibcl-mf``; docs/method.md "Multi-fidelity"): each input's cheap label is
+an input too, and the network learns what a closed-form fit on it leaves."""
 
 from __future__ import annotations
 
@@ -26,8 +28,14 @@ class Method:
     #: Active labelling: after pretraining, the ``nsam`` inputs to label are picked from the
     #: unlabeled pool by their embeddings and solved on demand (``data.picks``).
     selects: bool = False
-    #: The method whose pretraining this one shares (an ``-al`` variant's random-labelling twin).
+    #: The method whose pretraining this one shares (an ``-al`` variant's random-labelling twin,
+    #: a ``-mf`` variant's plain one).
     twin: str | None = None
+    #: Δ-learning: the network also reads each input's cheap label (``Problem.cheap_labels``) and
+    #: predicts the residual of the closed-form fit of the label on it (``learning.fidelity``).
+    multifidelity: bool = False
+    #: False for ``fit-mf``: the closed-form fit alone, no network is trained.
+    network: bool = True
 
     def __post_init__(self) -> None:
         if self.selects and self.twin is None:
@@ -67,6 +75,16 @@ METHODS: dict[str, Method] = {
                augment_labelled=False, selects=True, twin="ssl"),
         Method("tl-al", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True,
                augment_labelled=False, selects=True, twin="tl"),
+        # the -mf networks augment their labelled inputs: the cheap label is exactly invariant too, and on
+        # tise 2D quick it gave sl-mf 7 % (BENCHMARKS.md "Multi-fidelity")
+        Method("fit-mf", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False,
+               augment_labelled=False, multifidelity=True, network=False),
+        Method("sl-mf", contrastive=False, contrastive_surrogate=False, surrogate_supervised=False,
+               augment_labelled=True, multifidelity=True),
+        Method("tl-mf", contrastive=False, contrastive_surrogate=False, surrogate_supervised=True,
+               augment_labelled=True, twin="tl", multifidelity=True),
+        Method("sibcl-mf", contrastive=True, contrastive_surrogate=True, surrogate_supervised=True,
+               augment_labelled=True, twin="sibcl", multifidelity=True),
     )
 }
 
@@ -75,3 +93,14 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise SibclError(f"unknown method {name!r}: allowed values are {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def multifidelity_twin(name: str) -> Method:
+    """The ``-mf`` variant of a network method (the search's ``multifidelity`` knob turned on)."""
+    method = get_method(name)
+    if method.multifidelity:
+        return method
+    if f"{name}-mf" not in METHODS:
+        with_mf = ", ".join(m for m, v in METHODS.items() if v.multifidelity and v.network)
+        raise SibclError(f"method {name!r} has no multi-fidelity variant: allowed are {with_mf} and their plain twins")
+    return METHODS[f"{name}-mf"]
