@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from sibcl_ray.errors import SibclError
 from sibcl_ray.problems import available_problems, get_problem, problem_class
@@ -76,6 +76,15 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray address to join ('auto' on a cluster); default: start a local Ray")
 
 
+def check_address(address: str | None) -> None:
+    """Refuse an ``--address`` nothing listens at before a command writes anything (its output
+    folder, run_config.yaml) or starts Ray: a refused run leaves nothing behind."""
+    if address not in (None, "auto"):
+        from sibcl_ray.session import check_reachable
+
+        check_reachable(address)
+
+
 def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", metavar="NAME",
                         help="use the imported dataset <data-dir>/NAME (python -m sibcl_ray.import): each split it "
@@ -92,6 +101,7 @@ def problem_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse, run, and turn a user error into one ``error: …`` line and exit status 2, and an
     interruption (Ctrl-C, SIGTERM) into one ``stopped: …`` line and exit status 130."""
+    _one_line_errors(parser)
     try:
         args = parse_arguments(parser, argv)
         return body(args)
@@ -102,3 +112,14 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
         print("stopped: interrupted; finished work (label shards, benchmark cells, checkpoints) is kept: "
               "rerun the same command to continue", file=sys.stderr)
         return 130
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """argparse's own errors (a flag's wrong type, a missing ``--problem``, an unknown flag) as one
+    ``error:`` line like every other bad value, instead of its usage block: the usage is what
+    ``--help`` is for."""
+
+    def error(message: str) -> NoReturn:
+        raise SibclError(f"{message}; {parser.prog} --help lists every option and its allowed values")
+
+    parser.error = error  # type: ignore[method-assign]

@@ -4,8 +4,8 @@
     export RAY_AUTH_MODE=token                         # clients send ~/.ray/auth_token, and
     export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0         # keep 127.0.0.1 as it is (see client_env)
     ray job submit --address http://127.0.0.1:<dashboard port> -- \\
-        python -m sibcl_ray.tune --problem phc --preset smoke --address auto --max-concurrent 2 \\
-        --output $PWD/sibcl_runs/sim --storage $PWD/sibcl_runs/sim --data-dir $PWD/sibcl_runs/sim-data
+        python -m sibcl_ray.tune --problem phc --preset smoke --num-samples 2 --max-concurrent 2 --address auto \\
+        --output $PWD/sibcl_runs/sim --data-dir $PWD/sibcl_runs/sim-data
     python -m sibcl_ray.cluster_sim status             # Ray's own `ray status` of the simulated cluster
     python -m sibcl_ray.cluster_sim down               # stops every process the simulated cluster started
 

@@ -81,7 +81,7 @@ class Predictor:
             x = x[None]
         if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
             raise InputError(f"inputs have shape {x.shape}: allowed are {self.input_shape} (one input) or "
-                             f"(N, {', '.join(map(str, self.input_shape))}) for {self.problem.describe()}")
+                             f"(N, {', '.join(map(str, self.input_shape))}) for {self.problem.name}")
         if len(x) == 0:
             raise InputError("inputs are empty: at least one input is needed")
         bad = ~np.isfinite(x)
@@ -113,11 +113,13 @@ class Predictor:
 
     def predict(self, inputs: np.ndarray, batch_size: int = 256,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Labels in physical units, shape ``(N, label_dim)``; ``progress(n)`` after each batch of n.
-        A multi-fidelity model computes each input's cheap label first (``cheap_labels``)."""
+        """Labels in physical units, shape ``(N, label_dim)``, never below the label's physical floor
+        (``Problem.physical``: no negative DOS); ``progress(n)`` after each batch of n. A
+        multi-fidelity model computes each input's cheap label first (``cheap_labels``)."""
         net = self.net
         if not net.cheap_dim:
-            return self._run(inputs, lambda x: net(x, head="predict"), batch_size, progress) + self._offset
+            return self.problem.physical(self._run(inputs, lambda x: net(x, head="predict"), batch_size, progress)
+                                         + self._offset)
         x = self.check_inputs(inputs)
         cheap = self.cheap_labels(x, batch_size)
         batches = iter(range(0, len(x), max(1, batch_size)))
@@ -128,7 +130,7 @@ class Predictor:
             return net(chunk, head="residual", cheap=c)
 
         out = self._run(x, residual, batch_size, progress).astype(np.float64)
-        return (out + net.fit().predict(cheap) + self._offset).astype(np.float32)
+        return self.problem.physical((out + net.fit().predict(cheap) + self._offset).astype(np.float32))
 
     def cheap_labels(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The problem's cheap label of each input (its coarse solver, NumPy), in batches of ``batch_size``."""

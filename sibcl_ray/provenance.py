@@ -44,15 +44,29 @@ def git_commit(where: Path | None = None) -> str | None:
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def command_line() -> str:
-    """The command as the user could paste it again (``python -m <module> <args>``)."""
-    program = sys.argv[0]
-    if program.endswith(".py") and "sibcl_ray" in Path(program).parts:
-        module = ".".join(Path(program).with_suffix("").parts[Path(program).parts.index("sibcl_ray"):])
-        head = ["python", "-m", module]
-    else:
-        head = [program]
-    return shlex.join(head + sys.argv[1:])
+def command_line(orig_argv: list[str] | None = None, argv: list[str] | None = None) -> str:
+    """The command as the user could paste it again: ``python -m <module> <args>`` with the module
+    exactly as it was typed after ``-m`` (``sys.orig_argv``), else the program as it was run.
+
+    Read from what Python was given, not rebuilt from a file path: a checkout cloned into a folder
+    named ``sibcl_ray`` has two path parts of that name, and ``-m pkg`` runs ``pkg/__main__.py``.
+
+    >>> command_line(["python3", "-u", "-m", "sibcl_ray.tune", "--problem", "phc"],
+    ...              ["/x/sibcl_ray/sibcl_ray/tune.py", "--problem", "phc"])
+    'python -m sibcl_ray.tune --problem phc'
+    """
+    orig = list(sys.orig_argv if orig_argv is None else orig_argv)
+    args = list(sys.argv if argv is None else argv)[1:]
+    for i, word in enumerate(orig[1:], start=1):
+        if word == "-m" and i + 1 < len(orig):
+            return shlex.join(["python", "-m", orig[i + 1], *args])
+        if word.startswith("-m") and len(word) > 2:  # python -msibcl_ray.tune
+            return shlex.join(["python", "-m", word[2:], *args])
+        if not word.startswith("-"):  # the script: options after it are the program's own
+            break
+    program = (sys.argv if argv is None else argv)[0]
+    head = ["python", program] if program.endswith(".py") else [program]
+    return shlex.join(head + args)
 
 
 def provenance(seed: int) -> dict[str, Any]:

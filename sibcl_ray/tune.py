@@ -19,7 +19,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
+from sibcl_ray.cli import (add_data_arguments, add_dataset_argument, add_problem_arguments, check_address,
+                           problem_options, run_main)
 from sibcl_ray.errors import SearchInterrupted, SibclError
 from sibcl_ray.learning.selection import STRATEGIES
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
@@ -138,12 +139,13 @@ def run(args: argparse.Namespace) -> dict:
     for flag, where in (("--output", output), ("--data-dir", args.data_dir), ("--storage", args.storage)):
         if where is not None:
             storage.check_location(where, flag)
-    output.mkdir(parents=True, exist_ok=True)
-    write_run_config(replace(preset, num_samples=num_samples), output / "run_config.yaml")  # --preset repeats it
+    check_address(args.address)
     if args.resume:
         from sibcl_ray.search.run import latest_experiment
 
         latest_experiment(storage.join(storage.resolve(args.storage or output), "tune"), f"{args.problem}-{preset.name}-")
+    output.mkdir(parents=True, exist_ok=True)
+    write_run_config(replace(preset, num_samples=num_samples), output / "run_config.yaml")  # --preset repeats it
 
     import ray
 

@@ -6,12 +6,14 @@ Every case here is refused before Ray starts, so the whole catalogue runs in sec
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+README = Path(__file__).parents[1] / "README.md"
 SPACE_UNKNOWN = "temprature: 0.1\n"
 SPACE_LOW_HIGH = "temperature: {type: uniform, low: 1.0, high: 0.1}\n"
 CONFIG_DISTRIBUTION = "temperature: {type: uniform, low: 0.1, high: 0.2}\n"
@@ -21,10 +23,10 @@ SPACE_BAD_START = "temperature: {type: loguniform, low: 0.03, high: 1.0}\nstart:
 # (command module, arguments, expected start of the error line). {tmp} is a scratch folder,
 # {file} a regular file in it, {space_unknown}/{space_low_high}/{config_dist} files holding the texts above.
 CATALOGUE = [
-    ("tune", ["--problem", "maxwell"], "error: unknown problem 'maxwell': allowed values are phc, tise"),
+    ("tune", ["--problem", "maxwell"], "error: unknown problem 'maxwell': allowed values are phc, tise, composite, or package.module:Class"),
     ("tune", ["--problem", "phc", "--preset", "huge"], "error: unknown preset 'huge': allowed values are smoke, quick, curve, paper"),
     ("tune", ["--problem", "phc", "--nsam", "0"], "error: --nsam 0 is out of range: preset 'quick' has a labelled pool of 1..200"),
-    ("tune", ["--problem", "phc", "--nsam", "5000"], "error: --nsam 5000 is out of range"),
+    ("tune", ["--problem", "phc", "--nsam", "5000"], "error: --nsam 5000 is out of range: preset 'quick' has a labelled pool of 1..200"),
     ("tune", ["--problem", "phc", "--num-samples", "0"], "error: --num-samples 0 must be at least 1"),
     ("tune", ["--problem", "phc", "--finetune-seeds", "0"], "error: --finetune-seeds 0 must be at least 1"),
     ("tune", ["--problem", "phc", "--workers-per-trial", "0"], "error: --workers-per-trial 0 must be at least 1"),
@@ -55,13 +57,15 @@ CATALOGUE = [
     ("tune", ["--problem", "phc", "--address", "127.0.0.1:1"], "error: cannot reach a Ray cluster at --address 127.0.0.1:1 (Connection refused)"),
     ("generate", ["--problem", "phc", "--count", "train=many"], "error: --count 'train=many' is not SPLIT=N"),
     ("generate", ["--problem", "phc", "--splits", "training"], "error: --splits: unknown split 'training': allowed values are unlabeled, surrogate, train, val, test"),
-    ("generate", ["--problem", "tise", "--label", "bands"], "error: --label bands is not an option of --problem 'tise'; it applies to --problem"),
+    ("generate", ["--problem", "tise", "--label", "bands"], "error: --label bands is not an option of --problem 'tise'; it applies to --problem phc or composite"),
     ("generate", ["--problem", "phc", "--data-dir", "{file}"], "error: --data-dir {file}: {file} is a file, not a folder"),
     ("benchmark", ["--problem", "phc", "--methods", "sibcl,byol"], "error: unknown method 'byol': allowed values are sibcl, ssl, tl, tl-i, sl, sl-i, sibcl-al, ssl-al, tl-al"),
     ("benchmark", ["--problem", "phc", "--methods", "sibcl-al", "--nsam", "5000"], "error: --nsam 5000: sibcl-al picks its labels from the unlabeled pool of 2000 inputs; give budgets up to that"),
     ("benchmark", ["--problem", "phc", "--nsam", "50,lots"], "error: --nsam '50,lots' is not a comma-separated list of integers"),
     ("benchmark", ["--problem", "phc", "--seeds", "0"], "error: --seeds 0 must be at least 1"),
     ("benchmark", ["--problem", "phc", "--config", "{config_dist}"], "error: --config {config_dist}: key 'temperature' is a distribution"),
+    ("tune", ["--problem", "phc", "--nsam", "abc"], "error: argument --nsam: invalid int value: 'abc'; python -m sibcl_ray.tune --help lists every option and its allowed values"),
+    ("benchmark", ["--problem", "phc", "--address", "nohost"], "error: --address 'nohost' is not HOST:PORT"),
 ]
 
 
@@ -76,6 +80,7 @@ def test_bad_input_gets_one_line(tmp_path: Path, module: str, args: list[str], e
     (tmp_path / "config.yaml").write_text(CONFIG_DISTRIBUTION)
     (tmp_path / "bad_start.yaml").write_text(SPACE_BAD_START)
     (tmp_path / "unknown_preset.yaml").write_text(PRESET_UNKNOWN)
+    before = sorted(tmp_path.rglob("*"))
     args = [a.format(**names) for a in args]
     if module != "generate" and "--output" not in args:
         args += ["--output", str(tmp_path / "out")]
@@ -85,11 +90,46 @@ def test_bad_input_gets_one_line(tmp_path: Path, module: str, args: list[str], e
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith(expected.format(**names)), lines[0]
+    assert sorted(tmp_path.rglob("*")) == before, "a refused command wrote files"
+    assert in_readme(lines[0], str(tmp_path)), f"README's error catalogue has no row for: {lines[0]}"
 
 
-def test_catalogue_is_listed_in_the_readme() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert len(CATALOGUE) >= 20
-    for _, _, expected in CATALOGUE:
-        first_words = expected.split("{")[0][len("error: "):][:24]
-        assert first_words in readme, f"README's error catalogue misses: {first_words!r}"
+def readme_rows() -> list[tuple[str, re.Pattern[str]]]:
+    """(input cell, message pattern) of every row of the README's "Errors" tables. A message cell
+    is read up to its first "…"; " / " separates alternatives; PATH, FILE and DIR stand for any path."""
+    text = README.read_text()
+    start = text.index("\n## Errors")
+    section = text[start:text.index("\n## ", start + 1)]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith(("| input", "|---")):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        for alternative in cells[-1].split(" / "):
+            prefix = alternative.split("…")[0].replace("`", "").rstrip()
+            if prefix:
+                rows.append((cells[0], re.compile(re.sub(r"\b(PATH|FILE|DIR)\b", r"\\S+", re.escape(prefix)))))
+    return rows
+
+
+def in_readme(message: str, tmp: str) -> bool:
+    """Whether an error line (temporary folder left out of its paths) is a row of the README's catalogue."""
+    text = message.removeprefix("error: ").replace(tmp + "/", "")
+    return any(pattern.match(text) for _, pattern in readme_rows())
+
+
+def test_every_readme_row_of_a_flag_is_run_here() -> None:
+    """The README's catalogue rows for a flag of tune / benchmark / generate are exactly what this file runs:
+    a row whose message no command here produces is a stale row. The multi-node row needs a cluster
+    (tests/test_session.py)."""
+    text = README.read_text()
+    first_table = text[text.index("\n## Errors"):text.index("`python -m sibcl_ray.predict`")]
+    expected = [e.format(**{k: f"/t/{k}" for k in ("tmp", "file", "space_unknown", "space_low_high", "config_dist",
+                                                   "space_bad_start", "preset_unknown")})
+                for _, _, e in CATALOGUE]
+    expected = [e.removeprefix("error: ").replace("/t/tmp/", "") for e in expected]
+    flag_rows = [(cell, pattern) for cell, pattern in readme_rows()
+                 if cell.startswith("`--") and f"| {cell} |" in first_table and "multi-node" not in cell]
+    assert len(flag_rows) >= 30
+    stale = [cell for cell, pattern in flag_rows if not any(pattern.match(e) for e in expected)]
+    assert not stale, f"README rows no test here produces: {stale}"

@@ -50,6 +50,7 @@ def test_smoke_search_with_two_ddp_workers_exports_a_usable_model_and_tracks_it(
     assert summary["model_val_error"] == min(summary["val_error_per_seed"])
     assert summary["seed"] == 0 and "--workers-per-trial 2" in summary["command"]
     assert summary["versions"]["ray"] == "2.60.0" and summary["versions"]["torch"]
+    _only_the_selected_checkpoint_is_left(out, summary)
 
     # the exported model, in a fresh process, with weights_only loading, reproduces the test error
     check = (
@@ -102,3 +103,11 @@ def test_a_search_with_select_fine_tunes_every_trial_on_labels_picked_from_the_u
     record = json.loads(Path(summary["selection"]["labels"]).with_name("selection.json").read_text())
     assert np.array_equal(picked["x"], unlabeled["x"][record["indices"]]) and len(set(record["indices"])) == 50
     assert "select: 50 inputs picked by kcenter from the unlabeled pool, 50 labels solved" in result.stdout
+    _only_the_selected_checkpoint_is_left(out, summary)
+
+
+def _only_the_selected_checkpoint_is_left(out: Path, summary: dict) -> None:
+    """A finished search keeps the selected model's checkpoint (and model/), not two per trial (the
+    label-picking pretraining of --select keeps its own: a rerun reuses it)."""
+    left = [p.resolve() for p in out.glob("**/checkpoint_*") if p.is_dir() and "select-pretrain" not in str(p)]
+    assert left == [Path(summary["best_checkpoint"]).resolve()] and summary["checkpoints_deleted"] >= 1, left

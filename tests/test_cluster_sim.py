@@ -185,6 +185,21 @@ def _cluster_state(sim: SimCluster, env: dict[str, str]) -> dict[str, list[dict[
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def test_the_modules_submit_line_is_the_readmes() -> None:
+    """``cluster_sim``'s docstring and the README show one job, the one the test below runs."""
+    import re
+
+    import sibcl_ray.cluster_sim
+
+    def submit(text: str) -> str:
+        joined = re.sub(r"\\\s*\n\s*", " ", text)
+        return " ".join(next(line for line in joined.splitlines() if "ray job submit" in line).split())
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme[readme.index("python -m sibcl_ray.cluster_sim up          #"):]
+    assert submit(sibcl_ray.cluster_sim.__doc__ or "") == submit(block)
+
+
 @pytest.mark.slow
 def test_a_job_on_the_simulated_cluster_runs_its_work_on_autoscaled_workers(
         sim_cluster: tuple[SimCluster, dict[str, str], Path]) -> None:

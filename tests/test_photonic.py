@@ -151,6 +151,27 @@ def test_empty_lattice_dos_is_two_pi_f() -> None:
         assert np.abs(dos[P.METRIC_MASK] - exact).sum() / exact.sum() < 0.01
 
 
+@pytest.mark.parametrize("k_points, count", [(5, 13), (9, 41), (13, 85)])
+def test_a_coarse_k_grid_tiles_the_zone(k_points: int, count: int) -> None:
+    points, weights, inverse = P.reduced_kgrid("time_reversal", k_points)
+    assert len(points) == count and weights.sum() == k_points**2
+    grid = np.arange(-(k_points // 2), k_points // 2 + 1) / k_points
+    assert np.allclose(np.unique(points[:, 0]), grid[grid >= 0]) and np.bincount(inverse).tolist() == weights.tolist()
+    with pytest.raises(ValueError, match="odd"):
+        P.reduced_kgrid("time_reversal", 24)  # an even grid has no point at Γ
+
+
+def test_a_coarse_k_grids_empty_lattice_dos_converges_to_two_pi_f() -> None:
+    """The cheap DOS (coarse k-grid, few plane waves) of a uniform cell against the closed form
+    2πf̃: the same Gilat–Raubenheimer extrapolation on larger squares, error falling with N."""
+    errors = []
+    for k_points in (5, 9, 13, 25):
+        f, dos = P.dos_label(np.full((32, 32), 4.0), plane_waves=7, k_points=k_points)
+        exact = 2 * np.pi * f[P.METRIC_MASK]
+        errors.append(np.abs(dos[P.METRIC_MASK] - exact).sum() / exact.sum())
+    assert errors == sorted(errors, reverse=True) and errors[0] < 0.03 and errors[-1] < 0.002, errors
+
+
 def _transforms(cell: np.ndarray) -> list[np.ndarray]:
     ops = [cell, np.rot90(cell, 1), np.rot90(cell, 2), np.rot90(cell, 3), cell.T]
     ops += [np.flip(cell, 0), np.flip(cell, 1), np.rot90(cell, 1).T]

@@ -74,7 +74,7 @@ BAD = [
     (["--model", "a_file"], "error: model a_file is a file"),
     (["--problem", "tise"], "error: --model model predicts phc, not --problem tise"),
     (["--inputs", "tise_split"], "error: --inputs tise_split holds tise data but the model predicts phc"),
-    (["--inputs", "small.npy"], "error: inputs have shape (6, 16, 16): allowed are (32, 32) (one input) or (N, 32, 32)"),
+    (["--inputs", "small.npy"], "error: inputs have shape (6, 16, 16): allowed are (32, 32) (one input) or (N, 32, 32) for phc"),
     (["--inputs", "low.npy"], "error: input 0 has values in [0.5, 0.5]: allowed is the physical range [1, 20] of phc"),
     (["--inputs", "nan.npy"], "error: input 1 holds nan at (0, 6): allowed are finite values only"),
     (["--inputs", "no_x.npz"], "error: --inputs no_x.npz has no array 'x': it holds eps"),
@@ -102,5 +102,6 @@ def test_bad_input_is_one_line_and_writes_nothing(files: dict, change: list[str]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith(expected.format(root=root)), lines[0]
+    assert "label_settings" not in lines[0] and "{'" not in lines[0], lines[0]  # the problem's name, no internals
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written, nothing replaced
     assert (root / "exists.npy").read_bytes() == b"keep me"

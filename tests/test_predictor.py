@@ -61,7 +61,7 @@ def test_weights_load_with_weights_only_and_predict_in_physical_units(tmp_path: 
     predicted = predictor.predict(eps)
     with torch.no_grad():  # the network sees ε mapped to [0, 1] and predicts the deviation from 2πf̃
         raw = net(torch.from_numpy((eps - 1.0) / 19.0)).numpy()
-    np.testing.assert_allclose(predicted, raw + 2 * np.pi * FTILDE, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(predicted, np.maximum(raw + 2 * np.pi * FTILDE, 0.0), rtol=0, atol=1e-5)  # DOS ≥ 0
     assert predictor.predict(eps[0]).shape == (1, 400)  # one input gains the batch axis
 
 
@@ -126,3 +126,20 @@ def test_foreign_damaged_or_mismatched_folders_are_refused(tmp_path: Path) -> No
     (tmp_path / "model" / WEIGHTS_FILE).write_bytes(b"not a torch file")
     with pytest.raises(ModelFolderError, match="cannot be read as weights"):
         sibcl_ray.load_model(tmp_path / "model")
+
+
+@pytest.mark.parametrize("problem, options", [("phc", {}), ("phc", {"label": "bands"}), ("tise", {"dim": 2})])
+def test_predictions_never_go_below_the_labels_physical_floor(tmp_path: Path, problem: str, options: dict) -> None:
+    """A DOS, a frequency and E0 above V ≥ 0 are non-negative: a head that predicts a label far below
+    its offset returns the floor, not impossible physics; above the floor nothing changes."""
+    net = _export(tmp_path / "model", problem, options, zero_head=True)
+    with torch.no_grad():
+        net.predictor[-1].bias.fill_(-1.0)  # every prediction one unit below the offset
+    export_model(tmp_path / "model", net.state_dict(), json.loads((tmp_path / "model" / INFO_FILE).read_text()))
+    prob = get_problem(problem, **options)
+    lo, hi = prob.input_range
+    inputs = np.random.default_rng(3).uniform(lo, hi, size=(3, *prob.input_shape)).astype(np.float32)
+    predicted = sibcl_ray.load_model(tmp_path / "model", device="cpu").predict(inputs)
+    expected = np.maximum(prob.label_offset() - 1.0, 0.0)
+    assert prob.label_floor == 0.0 and predicted.min() == 0.0
+    np.testing.assert_allclose(predicted, np.broadcast_to(expected, predicted.shape), atol=1e-5)

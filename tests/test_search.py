@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 from ray import tune
 
 from sibcl_ray.presets import get_preset
-from sibcl_ray.search.outputs import SEARCH_PLOTS, plot_search, trial_rows, write_trials_csv
+from sibcl_ray.search.outputs import SEARCH_PLOTS, plot_search, plotted_study, trial_rows, write_trials_csv
+from sibcl_ray.search.searcher import study_storage
 from sibcl_ray.search.run import SearchSettings, _new_tuner, best_finetuned
 from sibcl_ray.search.space import default_space_path, load_space, reference_point, within
 from sibcl_ray.train.runs import RunSpec
@@ -102,10 +103,10 @@ def test_tpe_asha_search_is_seeded_stops_bad_trials_and_writes_outputs(tmp_path:
     with open(tmp_path / "trials.csv") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 8 and len({r["trial_id"] for r in table}) == 8 and "temperature" in table[0]
-    pictures = plot_search("synthetic-3", tmp_path / "a")
-    assert {p.name for p in pictures} == set(SEARCH_PLOTS)
-    for png in pictures:
-        assert png.stat().st_size > 10_000
+    shown = plot_search("synthetic-3", tmp_path / "a")
+    assert set(shown) == set(SEARCH_PLOTS) and not any(s.startswith("not drawn") for s in shown.values()), shown
+    for name in shown:
+        assert (tmp_path / "a" / name).stat().st_size > 10_000
 
     study = _stored_study(tmp_path / "a", 3)
     assert len(study.trials) == 8
@@ -143,3 +144,42 @@ def test_failed_and_non_finite_trials_are_fail_in_the_stored_study(tmp_path: Pat
     assert by_temperature[NON_FINITE].user_attrs["outcome"] == "non_finite_loss"
     assert sorted(by_temperature[NON_FINITE].intermediate_values) == [1]  # the finite report before it
     assert results.num_errors == 1
+
+
+def _quick_like_study(folder: Path, completed: int, pruned: int) -> None:
+    """A stored study shaped like a quick search's end: ``completed`` trials to epoch 6, ``pruned`` stopped
+    by ASHA at epoch 2; the rung error at epoch 2 grows with temperature alone."""
+    study = optuna.create_study(study_name="quick-like", storage=study_storage(folder), direction="minimize")
+    distributions = {"temperature": optuna.distributions.FloatDistribution(0.03, 1.0, log=True),
+                     "mix_ratio": optuna.distributions.FloatDistribution(0.0, 0.9)}
+    for i in range(completed + pruned):
+        params = {"temperature": 0.03 + 0.15 * i, "mix_ratio": (0.37 * i) % 0.9}
+        epochs = range(1, 7) if i < completed else range(1, 3)
+        values = {e: params["temperature"] + 1.0 / e for e in epochs}
+        state = TrialState.COMPLETE if i < completed else TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, state=state,
+                                                  intermediate_values=values,
+                                                  value=values[6] if i < completed else None))
+
+
+def test_a_search_of_mostly_stopped_trials_plots_every_trial_at_their_common_epoch(tmp_path: Path) -> None:
+    """1 COMPLETE + 5 PRUNED (a quick search): Optuna's own plots would show one trial (every importance
+    1/7, one dot); compared at the last epoch all six reached, temperature is what matters."""
+    _quick_like_study(tmp_path, completed=1, pruned=5)
+    compared, basis = plotted_study(optuna.load_study(study_name="quick-like", storage=study_storage(tmp_path)))
+    assert len(compared.trials) == 6 and basis.startswith("rung_error at epoch 2, the last epoch all 6 trials")
+    importances = optuna.importance.get_param_importances(compared)
+    assert max(importances, key=importances.get) == "temperature" and importances["temperature"] > 0.5
+    shown = plot_search("quick-like", tmp_path)
+    assert set(shown) == set(SEARCH_PLOTS) and all(what.startswith(("rung_error", "every")) for what in shown.values())
+    for name in shown:
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_a_plot_of_one_trial_is_left_out_with_the_reason(tmp_path: Path) -> None:
+    _quick_like_study(tmp_path, completed=1, pruned=0)
+    (tmp_path / "search_slice.png").write_bytes(b"an earlier run's picture")
+    shown = plot_search("quick-like", tmp_path)
+    assert shown["search_slice.png"].startswith("not drawn: 1 completed trial(s)")
+    assert not (tmp_path / "search_slice.png").exists()  # no picture that looks like information and is not
+    assert (tmp_path / "search_intermediate.png").stat().st_size > 10_000

@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sibcl_ray.cli import add_data_arguments, add_dataset_argument, add_problem_arguments, problem_options, run_main
+from sibcl_ray.cli import (add_data_arguments, add_dataset_argument, add_problem_arguments, check_address,
+                           problem_options, run_main)
 from sibcl_ray.errors import SibclError
 from sibcl_ray.presets import PRESETS, get_preset, write_run_config
 from sibcl_ray.resources import ResourceFlags, add_resource_arguments
@@ -176,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
     for flag, where in (("--output", output), ("--data-dir", args.data_dir)):
         storage.check_location(where, flag)
+    check_address(args.address)
     (output / "cells").mkdir(parents=True, exist_ok=True)
     write_run_config(replace(preset, bench_nsam=tuple(nsams), bench_seeds=seeds), output / "run_config.yaml")
     cells = [Cell(m, n, args.seed + s) for m in methods for n in nsams for s in range(seeds)]

@@ -64,18 +64,25 @@ def _canonical(p: np.ndarray, q: np.ndarray, symmetry: str) -> tuple[np.ndarray,
     raise ValueError(f"symmetry must be one of {_SYMMETRIES}, got {symmetry!r}")
 
 
-def reduced_kgrid(symmetry: str = "time_reversal") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Irreducible KGRID points, their orbit sizes, and the map KGRID index -> reduced index.
+def reduced_kgrid(symmetry: str = "time_reversal", k_points: int = 25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Irreducible points of the ``k_points``×``k_points`` grid, their orbit sizes, and the map
+    grid index -> reduced index.
 
-    'time_reversal' (ω(k) = ω(-k), any cell): 313 points.  'c4v' (cells symmetric under the
+    The grid is the N×N squares of side 1/N tiling the Brillouin zone, centred on k = j/N,
+    |j| <= (N-1)/2 (N odd, so that Γ is a point); N = 25 is KGRID.  'time_reversal'
+    (ω(k) = ω(-k), any cell): (N² + 1)/2 points, 313 for KGRID.  'c4v' (cells symmetric under the
     square's point group; with time reversal ω is invariant under all 8 operations about any
-    origin): the 91 points 0 <= ky <= kx.  Weights sum to 625.
+    origin): the points 0 <= ky <= kx, 91 for KGRID.  Weights sum to N².
     """
-    p, q = (KGRID / _K_STEP).round().astype(int).T
-    cp, cq = _canonical(p, q, symmetry)
-    code = (cp + 12) * 25 + (cq + 12)
+    if k_points < 1 or k_points % 2 == 0:
+        raise ValueError(f"k_points must be a positive odd number, got {k_points}")
+    half = k_points // 2
+    index = np.arange(-half, half + 1)
+    p, q = np.meshgrid(index, index, indexing="ij")
+    cp, cq = _canonical(p.ravel(), q.ravel(), symmetry)
+    code = (cp + half) * k_points + (cq + half)
     unique, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
-    points = np.stack([unique // 25 - 12, unique % 25 - 12], axis=1) * _K_STEP
+    points = np.stack([unique // k_points - half, unique % k_points - half], axis=1) * (1.0 / k_points)
     return points, counts.astype(np.float64), inverse
 
 
@@ -147,8 +154,13 @@ def dos_label(
     plane_waves: int | None = None,
     symmetry: str = "time_reversal",
     smoothing: float = DEFAULT_SMOOTHING,
+    k_points: int = 25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(FTILDE, normalised TM DOS on FTILDE) of one cell, by generalised Gilat–Raubenheimer.
+
+    ``k_points`` (odd) sets the k-grid: 25 is the label's KGRID; a coarser grid (larger squares,
+    the same linear extrapolation in each) with fewer ``plane_waves`` is a cheaper, less exact
+    DOS of the same cell (BENCHMARKS.md, "A cheap phc label").
 
     Bands are solved on the KGRID points irreducible under ``symmetry`` ('time_reversal' for
     any cell, 313 points; 'c4v' only for C4v-symmetric cells such as centred rods, 91
@@ -172,15 +184,15 @@ def dos_label(
     pad = len(kernel) // 2
     centres = (np.arange(-pad, len(FTILDE) + pad)) * _F_STEP
     edges = np.append(centres - _F_STEP / 2, centres[-1] + _F_STEP / 2)
-    half_cell = _K_STEP / 2
+    half_cell = (1.0 / k_points) / 2
     f_cut = edges[-1] / scale + np.sqrt(2) * half_cell / np.sqrt(eps.min())
 
     if symmetry == "c4v":
         _check_c4v(eps)
-    points, weights, _ = reduced_kgrid(symmetry)
+    points, weights, _ = reduced_kgrid(symmetry, k_points)
     f, v = tm_modes_below(eps, points, f_cut, plane_waves=plane_waves)
     valid = np.isfinite(f)
-    state_weights = np.broadcast_to(weights[:, None], f.shape)[valid] / len(KGRID)
+    state_weights = np.broadcast_to(weights[:, None], f.shape)[valid] / k_points**2
     raw = ggr_dos(f[valid] * scale, v[valid] * scale, state_weights, edges, half_cell)
     return FTILDE.copy(), np.convolve(raw, kernel, mode="valid")
 

@@ -130,6 +130,24 @@ class Problem(ABC):
     def label_offset(self) -> np.ndarray:
         """What the network does not have to learn: it predicts ``label - label_offset()``."""
 
+    #: The smallest value the label can take physically (0 for a density of states, a frequency, or
+    #: a ground-state energy above a non-negative potential), or None when it has no such bound.
+    label_floor: ClassVar[float | None] = None
+
+    def physical(self, predicted: np.ndarray) -> np.ndarray:
+        """Predictions (offset added back) with values the label cannot take raised to ``label_floor``.
+
+        A network that predicts ``label - offset`` can go below the floor (a negative DOS where a
+        band gap is); clipping never moves a prediction away from a true label that obeys the floor,
+        so it can only lower the error.
+
+        >>> from sibcl_ray.problems import get_problem
+        >>> get_problem("tise", dim=2).physical(np.array([[-0.5], [0.25]]))
+        array([[0.  ],
+               [0.25]])
+        """
+        return predicted if self.label_floor is None else np.maximum(predicted, self.label_floor)
+
     @abstractmethod
     def errors(self, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
         """Per-sample error in the problem's published metric (docs/method.md)."""

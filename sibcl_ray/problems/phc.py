@@ -58,6 +58,8 @@ class PhotonicCrystalDOS(Problem):
 
     name: ClassVar[str] = "phc"
     input_range: ClassVar[tuple[float, float]] = (1.0, 20.0)
+    #: A density of states and a band frequency are both ≥ 0.
+    label_floor: ClassVar[float | None] = 0.0
 
     options = (ProblemOption("label", str, "dos (default) or bands (6 lowest bands at the 625 k-points)"),)
 

@@ -39,6 +39,8 @@ class GroundStateEnergy(Problem):
     name: ClassVar[str] = "tise"
     input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     invariances = ("point_group",)
+    #: E0 lies above the potential's minimum, and V ≥ 0.
+    label_floor = 0.0
     finetune_loss = "mse"
     surrogate_loss = "mse"
     label_name = "E0"

@@ -65,14 +65,69 @@ SEARCH_PLOTS = {
     "search_parallel.png": "plot_parallel_coordinate",
     "search_slice.png": "plot_slice",
 }
+#: Fewer trials than this with one comparable value each, and a plot of values against
+#: parameters shows points, not a trend: it is left out with a line saying so.
+MIN_PLOTTED_TRIALS = 2
 
 
-def plot_search(study_name: str, folder: Path) -> list[Path]:
-    """The search's pictures, drawn by Optuna from the stored study (``SEARCH_PLOTS``).
+def plotted_study(study: Any) -> tuple[Any, str]:
+    """The trials the value plots (history, importances, parallel, slice) can compare, and what
+    their value is.
 
-    A plot Optuna cannot draw yet (importances need two finished trials that differ) is
-    left out with a note instead of failing the search at its end.
+    With enough COMPLETE trials that is their final validation error. A quick search ends with
+    most trials stopped by ASHA (PRUNED), which Optuna's plots leave out: then every trial is
+    compared at the last epoch all of them reached (their ``rung_error`` there) in an in-memory
+    study, so the plots show every trial on one footing. ``None`` and the reason when neither has
+    :data:`MIN_PLOTTED_TRIALS` trials.
     """
+    import optuna
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if len(complete) >= MIN_PLOTTED_TRIALS:
+        return study, f"final validation error of the {len(complete)} completed trials"
+    reported = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                and t.intermediate_values]
+    common = set.intersection(*(set(t.intermediate_values) for t in reported)) if reported else set()
+    if len(reported) < MIN_PLOTTED_TRIALS or not common:
+        return None, (f"{len(complete)} completed trial(s) and no epoch that {MIN_PLOTTED_TRIALS} or more trials "
+                      "all reached: nothing to compare")
+    epoch = max(common)
+    derived = optuna.create_study(study_name=f"{study.study_name} at epoch {epoch}", direction="minimize")
+    for t in reported:
+        derived.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions,
+                                                    value=t.intermediate_values[epoch]))
+    return derived, (f"rung_error at epoch {epoch}, the last epoch all {len(reported)} trials reached "
+                     f"({len(complete)} completed, {len(reported) - len(complete)} stopped by ASHA)")
+
+
+def plot_search(study_name: str, folder: Path) -> dict[str, str]:
+    """The search's pictures, drawn by Optuna from the stored study (``SEARCH_PLOTS``); returns
+    for each PNG what it shows, or why it was left out (summary.json's ``search_plots``).
+
+    Every trial's rung values (``search_intermediate.png``) come from the stored study; the value
+    plots from :func:`plotted_study`, titled with what their value is. A plot that would show
+    nothing (fewer than :data:`MIN_PLOTTED_TRIALS` comparable trials) is not drawn: a picture of one
+    dot looks like information and is not.
+    """
+    from sibcl_ray.search.searcher import load_search_study
+
+    study = load_search_study(folder, study_name)
+    compared, basis = plotted_study(study)
+    shown: dict[str, str] = {}
+    for name, function in SEARCH_PLOTS.items():
+        source, what = (study, "every trial's rung_error at each epoch it reported") \
+            if name == "search_intermediate.png" else (compared, basis)
+        refused = what if source is None else _draw(function, source, folder / name, what)
+        if refused is not None:
+            (folder / name).unlink(missing_ok=True)  # an earlier run's picture must not stand for this one
+        shown[name] = what if refused is None else f"not drawn: {refused}"
+        print(f"{name}: {shown[name]}", flush=True)
+    return shown
+
+
+def _draw(function: str, study: Any, path: Path, title: str) -> str | None:
+    """One Optuna matplotlib plot of ``study`` into ``path``; the reason when Optuna cannot draw it."""
     import warnings
 
     import matplotlib
@@ -81,22 +136,30 @@ def plot_search(study_name: str, folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as optuna_plots
 
-    from sibcl_ray.search.searcher import load_search_study
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        try:
+            ax = getattr(optuna_plots, function)(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as err:
+            plt.close("all")
+            return str(err).splitlines()[0] if str(err) else type(err).__name__
+    first = ax.flat[0] if hasattr(ax, "flat") else ax
+    figure = first.figure
+    _readable_ticks(figure)
+    figure.set_size_inches(max(figure.get_figwidth(), 8, 1.5 * len(figure.axes) if function == "plot_parallel_coordinate"
+                               else 0), max(figure.get_figheight(), 5))
+    figure.suptitle(title, fontsize=9, y=1.02)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return None
 
-    study = load_search_study(folder, study_name)
-    written = []
-    for name, function in SEARCH_PLOTS.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            try:
-                ax = getattr(optuna_plots, function)(study)
-            except (ValueError, RuntimeError, ZeroDivisionError) as err:
-                print(f"note: {name} not drawn ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
-                plt.close("all")
-                continue
-        figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-        figure.set_size_inches(max(figure.get_figwidth(), 8), max(figure.get_figheight(), 5))
-        figure.savefig(folder / name, dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        written.append(folder / name)
-    return written
+
+def _readable_ticks(figure: Any) -> None:
+    """No labels on a log axis's minor ticks: Optuna's slice and parallel plots print them on top of
+    each other (``2×10⁻⁴3×10⁻⁴…``) for a learning rate or a temperature searched on a log scale."""
+    from matplotlib.ticker import NullFormatter
+
+    for axes in figure.axes:
+        for axis, scale in ((axes.xaxis, axes.get_xscale()), (axes.yaxis, axes.get_yscale())):
+            if scale == "log":
+                axis.set_minor_formatter(NullFormatter())

@@ -244,6 +244,7 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
     # the trial's score is the mean over its fine-tuning seeds; the model kept is its best seed's
     per_seed = [float(v) for v in state.get("seed_best_val", [best.metrics["val_error"]])]
     model_dir = _export_best(settings, state, {"val_error": min(per_seed), **test}, arrays)
+    freed = drop_other_checkpoints(results, keep=checkpoint, storage_root=settings.storage)
     summary = {
         "problem": settings.problem, "preset": settings.preset.name, "method": settings.method,
         "best_config": {k: best.config[k] for k in settings.space},
@@ -261,12 +262,29 @@ def run_search(settings: SearchSettings, resume: bool = False) -> dict[str, Any]
         "problem_options": settings.problem_options,
         "study": {"name": experiment, "journal": str(settings.output / JOURNAL_FILE)},
         "best_is_reference": _is_reference(best.config, settings.space), "model": str(model_dir),
+        "checkpoints_deleted": freed,
         "trackers": list(settings.trackers), **provenance(settings.seed),
+        "search_plots": plot_search(experiment, settings.output),
     }
     (settings.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_config({**job.fixed_hparams, **best.config}, summary, settings.output / "best_config.yaml")
-    plot_search(experiment, settings.output)
     return summary
+
+
+def drop_other_checkpoints(results: Any, keep: str, storage_root: str) -> int:
+    """Delete every trial checkpoint of a finished search but ``keep`` (the selected model's);
+    returns how many were deleted.
+
+    A finished search resumes nothing, and the selected model is also in ``<output>/model``: the
+    other checkpoints (two per trial, each with the optimisers and the fine-tuning seeds' replicas)
+    were most of what a search left on disk."""
+    reported = [p for r in results for p in (r.checkpoint.path if r.checkpoint else None,
+                                             (r.metrics or {}).get("checkpoint_path")) if p]
+    runs = {_checkpoint_location(p, storage_root).rstrip("/").rsplit("/", 1)[0] for p in reported}
+    doomed = [c for run in sorted(runs) for c in storage.list_dirs(run, "checkpoint_") if c.rstrip("/") != keep.rstrip("/")]
+    for checkpoint in doomed:
+        storage.delete_folder(checkpoint)
+    return len(doomed)
 
 
 def _export_best(settings: SearchSettings, state: dict[str, Any], metrics: dict[str, Any], arrays: dict[str, Any]) -> Path:

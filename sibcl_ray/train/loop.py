@@ -410,7 +410,7 @@ def _val_error(model: torch.nn.Module, problem: Problem, val: Arrays, head: str 
     preds = [model(val["x"][i : i + 512], head=head, **({"cheap": val["c"][i : i + 512]} if cheap else {}))
              for i in range(0, len(val["x"]), 512)]
     offset = problem.label_offset()
-    predicted = torch.cat(preds).cpu().numpy() + offset
+    predicted = problem.physical(torch.cat(preds).cpu().numpy() + offset)  # as the exported predictor returns it
     true = val["y"].cpu().numpy() + offset
     return float(np.mean(problem.errors(predicted, true)))
 
