@@ -60,7 +60,7 @@ CATALOGUE = [
     ("generate", ["--problem", "tise", "--label", "bands"], "error: --label bands is not an option of --problem 'tise'; it applies to --problem phc or composite"),
     ("generate", ["--problem", "phc", "--data-dir", "{file}"], "error: --data-dir {file}: {file} is a file, not a folder"),
     ("benchmark", ["--problem", "phc", "--methods", "sibcl,byol"], "error: unknown method 'byol': allowed values are sibcl, ssl, tl, tl-i, sl, sl-i, sibcl-al, ssl-al, tl-al, fit-mf, sl-mf, tl-mf, sibcl-mf"),
-    ("benchmark", ["--problem", "phc", "--methods", "sibcl-mf"], "error: --methods sibcl-mf needs a per-input cheap label and problem 'phc' declares none: use sibcl, or a problem that has one (tise)"),
+    ("benchmark", ["--problem", "composite", "--methods", "sibcl-mf"], "error: --methods sibcl-mf needs a per-input cheap label and problem 'composite' declares none: use sibcl, or a problem that has one (phc, tise)"),
     ("benchmark", ["--problem", "phc", "--methods", "sibcl-al", "--nsam", "5000"], "error: --nsam 5000: sibcl-al picks its labels from the unlabeled pool of 2000 inputs; give budgets up to that"),
     ("benchmark", ["--problem", "phc", "--nsam", "50,lots"], "error: --nsam '50,lots' is not a comma-separated list of integers"),
     ("benchmark", ["--problem", "phc", "--seeds", "0"], "error: --seeds 0 must be at least 1"),

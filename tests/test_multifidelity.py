@@ -218,20 +218,20 @@ def test_import_computes_the_cheap_label_and_an_old_import_gains_it(tmp_path: Pa
 # --- refusals and the search knob ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("module", "args", "expected"), [
-    ("benchmark", ["--problem", "phc", "--methods", "sibcl-mf"],
-     "error: --methods sibcl-mf needs a per-input cheap label and problem 'phc' declares none: use sibcl, or a "
-     "problem that has one (tise)"),
-    ("benchmark", ["--problem", "phc", "--methods", "fit-mf,sl"], "error: --methods fit-mf needs a per-input cheap label"),
-    ("benchmark", ["--problem", "phc", "--methods", "sl", "--config", "{mf_config}"],
-     "error: multifidelity: true in --config needs a per-input cheap label and problem 'phc' declares none"),
+    ("benchmark", ["--problem", "composite", "--methods", "sibcl-mf"],
+     "error: --methods sibcl-mf needs a per-input cheap label and problem 'composite' declares none: use sibcl, or a "
+     "problem that has one (phc, tise)"),
+    ("benchmark", ["--problem", "composite", "--methods", "fit-mf,sl"], "error: --methods fit-mf needs a per-input cheap label"),
+    ("benchmark", ["--problem", "composite", "--methods", "sl", "--config", "{mf_config}"],
+     "error: multifidelity: true in --config needs a per-input cheap label and problem 'composite' declares none"),
     ("benchmark", ["--problem", "tise", "--methods", "ssl", "--config", "{mf_config}"],
      "error: --methods ssl has no multi-fidelity variant"),
-    ("tune", ["--problem", "phc", "--search-space", "{mf_space}"],
-     "error: multifidelity in the search space needs a per-input cheap label and problem 'phc' declares none: "
-     "use multifidelity: false, or a problem that has one (tise)"),
+    ("tune", ["--problem", "composite", "--search-space", "{mf_space}"],
+     "error: multifidelity in the search space needs a per-input cheap label and problem 'composite' declares none: "
+     "use multifidelity: false, or a problem that has one (phc, tise)"),
     ("tune", ["--problem", "tise", "--search-space", "{bad_space}"],
      "error: search space {bad_space}: key 'multifidelity': 'yes' is not true, false"),
-    ("generate", ["--problem", "phc", "--cheap"], "error: --cheap needs a per-input cheap label"),
+    ("generate", ["--problem", "composite", "--cheap"], "error: --cheap needs a per-input cheap label"),
 ])
 def test_a_problem_without_a_cheap_label_refuses_in_one_line(tmp_path: Path, module: str, args: list[str],
                                                              expected: str) -> None:
@@ -249,12 +249,16 @@ def test_a_problem_without_a_cheap_label_refuses_in_one_line(tmp_path: Path, mod
     assert len(lines) == 1 and lines[0].startswith(expected.format(**paths)), lines
 
 
-def test_the_packaged_tise_space_searches_multifidelity_and_phc_does_not() -> None:
+def test_the_packaged_spaces_search_multifidelity_where_a_cheap_label_exists() -> None:
+    """phc and tise declare a cheap label and search the knob; the example plugin (composite) has none and
+    its space (the generic default.yaml) does not."""
     from sibcl_ray.problems import problem_class
 
-    assert load_space(problem_class("tise").search_space_path())["multifidelity"] == {
-        "type": "choice", "values": [False, True]}
-    assert "multifidelity" not in load_space(problem_class("phc").search_space_path())
+    for name in ("tise", "phc"):
+        assert load_space(problem_class(name).search_space_path())["multifidelity"] == {
+            "type": "choice", "values": [False, True]}
+    assert problem_class("composite").cheap_label is None
+    assert "multifidelity" not in load_space(problem_class("composite").search_space_path())
     assert {m for m, v in METHODS.items() if v.multifidelity} == {"fit-mf", "sl-mf", "tl-mf", "sibcl-mf"}
 
 

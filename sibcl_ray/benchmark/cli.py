@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, from: {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
                              "the -al methods pick the inputs they label, see --selection; the -mf methods also read "
-                             "each input's cheap label, for a problem that has one (tise): fit-mf is the closed-form "
-                             "fit E ≈ a + b·E_lo + c·E_lo² alone, sl-mf, tl-mf, sibcl-mf learn its residual)")
+                             "each input's cheap label, for a problem that has one (phc, tise): fit-mf is the closed-form "
+                             "fit E ≈ a + b·E_lo + c·E_lo² alone (per component of a vector label), sl-mf, tl-mf, "
+                             "sibcl-mf learn its residual)")
     parser.add_argument("--selection", default="typiclust", choices=sorted(STRATEGIES),
                         help="how the -al methods pick the inputs to label from the unlabeled pool by their "
                              "pretrained embeddings: typiclust (most typical input of each k-means cluster; default) or "
