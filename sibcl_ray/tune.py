@@ -105,9 +105,13 @@ def run(args: argparse.Namespace) -> dict:
         from sibcl_ray.problems import require_cheap_label
 
         require_cheap_label(args.problem, "multifidelity in the search space", "multifidelity: false")
-        if args.select is not None:
+        if args.select is not None and args.search_space is not None:
             raise SibclError(f"--select {args.select}: the picked inputs carry no cheap labels, so it does not combine "
                              "with multifidelity in the search space; set multifidelity: false")
+        if args.select is not None:  # the packaged space: the user asked for picked labels, not for the knob
+            space = {**space, "multifidelity": False}
+            print(f"note: --select {args.select}: the picked inputs carry no cheap labels, so this search keeps "
+                  "multifidelity off", flush=True)
     dataset = None
     if args.dataset is not None:
         from sibcl_ray.data.imported import dataset_for_run
