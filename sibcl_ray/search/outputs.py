@@ -108,20 +108,37 @@ def plot_search(study: Any, folder: Path) -> dict[str, str]:
 
     Every trial's rung values (``search_intermediate.png``) come from the stored study; the value
     plots from :func:`plotted_study`, titled with what their value is. A plot that would show
-    nothing (fewer than :data:`MIN_PLOTTED_TRIALS` comparable trials) is not drawn: a picture of one
-    dot looks like information and is not.
+    nothing (fewer than :data:`MIN_PLOTTED_TRIALS` comparable trials; importances from no more trials
+    than parameters) is not drawn: a picture of one dot looks like information and is not.
     """
     compared, basis = plotted_study(study)
     shown: dict[str, str] = {}
     for name, function in SEARCH_PLOTS.items():
         source, what = (study, "every trial's rung_error at each epoch it reported") \
             if name == "search_intermediate.png" else (compared, basis)
-        refused = what if source is None else _draw(function, source, folder / name, what)
+        if source is None:
+            refused: str | None = what
+        elif name == "search_importances.png" and _too_few_to_rank(source):
+            refused = _too_few_to_rank(source)
+        else:
+            refused = _draw(function, source, folder / name, what)
         if refused is not None:
             (folder / name).unlink(missing_ok=True)  # an earlier run's picture must not stand for this one
         shown[name] = what if refused is None else f"not drawn: {refused}"
         print(f"{name}: {shown[name]}", flush=True)
     return shown
+
+
+def _too_few_to_rank(study: Any) -> str | None:
+    """Why importances would be noise: fewer compared trials than searched parameters + 1 (a fit of
+    p parameters needs more than p points; three trials of eight parameters drew them all ~1/5)."""
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.trials if t.state == TrialState.COMPLETE]  # all Optuna's importances read
+    searched = {name for t in trials for name in t.distributions}
+    if len(trials) <= len(searched):
+        return f"{len(trials)} trials cannot rank {len(searched)} parameters (at least {len(searched) + 1} needed)"
+    return None
 
 
 def _draw(function: str, study: Any, path: Path, title: str) -> str | None:
