@@ -18,7 +18,6 @@ speed-up) and their median, plus each side's first loss (the same maths gives th
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import statistics
@@ -28,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from step_setup import MODELS, build_step
+
 REPO = Path(__file__).resolve().parent.parent
-#: Model name → (problem, options), as in bench_training.py.
-MODELS: dict[str, tuple[str, dict[str, Any]]] = {"phc": ("phc", {}), "tise2d": ("tise", {"dim": 2}),
-                                                  "tise3d": ("tise", {"dim": 3})}
 
 
 def child(config: dict[str, Any]) -> None:
@@ -39,30 +37,12 @@ def child(config: dict[str, Any]) -> None:
     seconds its steps took (losses read after the timer, as they sync nothing on a CPU)."""
     import torch
 
-    from sibcl_ray.learning.models import SIBCLNet
-    from sibcl_ray.learning.steps import StepSettings, contrastive_split, contrastive_step
-    from sibcl_ray.learning.transforms import make_augmenter
-    from sibcl_ray.problems import get_problem
-    from sibcl_ray.train.hparams import with_defaults
+    from sibcl_ray.learning.steps import contrastive_step
 
     torch.set_num_threads(config["threads"])
-    name, options = MODELS[config["model"]]
-    problem = get_problem(name, **options)
-    spec = problem.network_spec(config["size"])
-    device = torch.device("cpu")
-    takes_dim = "dim" in inspect.signature(StepSettings.for_device).parameters  # the old code's does not
-    settings = StepSettings.for_device(device, dim=spec.dim) if takes_dim else StepSettings.for_device(device)
-    if config["channels_last"] is not None:
-        settings = StepSettings(channels_last=config["channels_last"])
-    hp = with_defaults({})
-    torch.manual_seed(0)
-    model = SIBCLNet(spec, problem.label_dim)
-    net = settings.prepare(model, spec.dim)
-    opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
-    gen = torch.Generator().manual_seed(0)
-    batch = sum(contrastive_split(config["batch"], hp["mix_ratio"]))
-    x = torch.rand((batch, *problem.input_shape), generator=gen)
-    augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
+    step = build_step(f"{config['model']}:{config['size']}", config["batch"], config["channels_last"])
+    problem, net, opt, x, augment, gen, hp, settings = (step.problem, step.net, step.opt, step.x, step.augment,
+                                                       step.gen, step.hp, step.settings)
     if config["mode"] == "eval":  # a validation pass: 500 inputs in chunks of 512, as train.loop._val_error
         x = torch.rand((500, *problem.input_shape), generator=gen)
         net.eval()

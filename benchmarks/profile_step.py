@@ -15,7 +15,6 @@ benchmarks/profile_step.py``): it uses only what every version of the step has.
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -25,14 +24,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from results_file import write_results
-from sibcl_ray.learning.models import SIBCLNet
-from sibcl_ray.learning.steps import StepSettings, contrastive_split, contrastive_step
-from sibcl_ray.learning.transforms import make_augmenter
-from sibcl_ray.problems import get_problem
-from sibcl_ray.train.hparams import with_defaults
+from step_setup import MODELS, build_step
+from sibcl_ray.learning.steps import contrastive_step
 
-MODELS: dict[str, tuple[str, dict[str, Any]]] = {"phc": ("phc", {}), "tise2d": ("tise", {"dim": 2}),
-                                                  "tise3d": ("tise", {"dim": 3})}
 #: Operator → group (self CPU time). Everything under the augmentation's record is "augmentation"
 #: and everything under the optimizer's step is "optimizer" instead, whatever the operator.
 GROUPS = {"aten::mkldnn_convolution": "conv forward", "aten::convolution_backward": "conv backward",
@@ -50,26 +44,15 @@ FUSED = {"sibcl::norm_then_pool": "BatchNorm + max pool, fused: forward",
 
 
 def build(cell: str, batch: int) -> tuple[Any, ...]:
-    name, options = MODELS[cell.split(":")[0]]
-    problem = get_problem(name, **options)
-    spec = problem.network_spec(cell.split(":")[1])
-    device = torch.device("cpu")
-    takes_dim = "dim" in inspect.signature(StepSettings.for_device).parameters
-    settings = StepSettings.for_device(device, dim=spec.dim) if takes_dim else StepSettings.for_device(device)
-    hp = with_defaults({})
-    torch.manual_seed(0)
-    model = SIBCLNet(spec, problem.label_dim)
-    net = settings.prepare(model, spec.dim)
-    opt = torch.optim.Adam(model.parameters(), lr=hp["lr_pretrain"])
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand((sum(contrastive_split(batch, hp["mix_ratio"])), *problem.input_shape), generator=gen)
-    augment = make_augmenter(problem.invariances, hp["aug_strength"], problem.input_range)
+    step = build_step(cell, batch)
+    augment = step.augment
 
     def recorded(inputs: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         with record_function(AUGMENT):
             return augment(inputs, g)
 
-    return net, opt, x, recorded, gen, hp["temperature"], settings, problem.input_shape
+    return (step.net, step.opt, step.x, recorded, step.gen, step.hp["temperature"], step.settings,
+            step.problem.input_shape)
 
 
 def group_times(prof: profile, input_shape: tuple[int, ...], views: int, steps: int) -> dict[tuple[str, str], float]:

@@ -118,8 +118,8 @@ def plot_search(study: Any, folder: Path) -> dict[str, str]:
             if name == "search_intermediate.png" else (compared, basis)
         if source is None:
             refused: str | None = what
-        elif name == "search_importances.png" and _too_few_to_rank(source):
-            refused = _too_few_to_rank(source)
+        elif name == "search_importances.png" and (few := _too_few_to_rank(source)):
+            refused = few
         else:
             refused = _draw(function, source, folder / name, what)
         if refused is not None:
